@@ -1,0 +1,122 @@
+// goro runtime: goroutines on an M:N work-stealing scheduler.
+//
+//   #include <goro/goro.hpp>
+//
+//   int main() {
+//     return goro::run([] {
+//       goro::Chan<int> results;
+//       for (int i = 0; i < 3; ++i) goro::go([=] { results.send(i * i); });
+//       int sum = 0;
+//       for (int i = 0; i < 3; ++i) sum += *results.recv();
+//       return sum == 5 ? 0 : 1;
+//     });
+//   }
+//
+// `run` starts the runtime and runs its argument as goroutine 1. `go` spawns a goroutine
+// (a few KiB of lazily committed stack). Goroutines are cooperative: they switch at channel
+// operations, locks, timers, `yield()` and `blocking()`. Never hold a std::mutex across
+// one of those, and wrap blocking system calls in `goro::blocking(...)`: a goroutine that
+// blocks its worker thread blocks every goroutine queued behind it.
+// `thread_local` variables are per worker thread, not per goroutine.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "goro/detail/core.hpp"
+
+namespace goro {
+
+enum class OnFatal { exit, raise };
+
+struct Options {
+  int procs = 0;               // worker threads; 0 = env GORO_MAXPROCS, else hardware threads
+  std::size_t stack_size = 0;  // per-goroutine stack reservation; 0 = runtime default (256 KiB)
+  OnFatal on_fatal = OnFatal::exit;
+};
+
+// Thrown by run() under OnFatal::raise when a goroutine let an exception escape; the
+// original exception is nested (std::rethrow_if_nested yields it).
+struct Panic : std::runtime_error, std::nested_exception {
+  explicit Panic(const std::string& what) : std::runtime_error(what) {}
+};
+// Thrown by run() under OnFatal::raise when every goroutine is blocked forever.
+struct Deadlock : std::runtime_error {
+  explicit Deadlock(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Starts a runtime, runs `main` as goroutine 1 and returns its result when it returns.
+template <class F>
+auto run(F&& main, Options opts = {}) {
+  using R = std::invoke_result_t<F&>;
+  detail::RunOptions ro{opts.procs, opts.stack_size, opts.on_fatal == OnFatal::raise};
+  if constexpr (std::is_void_v<R>) {
+    detail::run_main(ro, [](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); },
+                     static_cast<void*>(std::addressof(main)));
+  } else if constexpr (std::is_reference_v<R>) {
+    struct Ctx {
+      std::remove_reference_t<F>* fn;
+      std::remove_reference_t<R>* out;
+    } ctx{std::addressof(main), nullptr};
+    detail::run_main(
+        ro, [](void* p) { auto* c = static_cast<Ctx*>(p); c->out = std::addressof((*c->fn)()); },
+        &ctx);
+    return static_cast<R>(*ctx.out);
+  } else {
+    struct Ctx {
+      std::remove_reference_t<F>* fn;
+      std::optional<R> out;
+    } ctx{std::addressof(main), std::nullopt};
+    detail::run_main(
+        ro, [](void* p) { auto* c = static_cast<Ctx*>(p); c->out.emplace((*c->fn)()); }, &ctx);
+    return std::move(*ctx.out);
+  }
+}
+
+// Spawns f(args...) as a new goroutine; args are decay-copied. Records the caller for dumps.
+template <class F, class... Args>
+[[gnu::noinline]] void go(F&& f, Args&&... args) {
+  detail::spawn(__builtin_return_address(0), std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+void yield();                  // runtime.Gosched: let other goroutines run
+std::uint64_t goroutine_id();  // 1 for the main goroutine; 0 outside goroutines
+std::size_t num_goroutines();  // live goroutines, main included
+int procs();                   // worker threads of the running runtime (0 outside run)
+void dump(std::ostream& out);  // every goroutine: id, state, wait reason, time waited, creator
+
+// Runs f on a helper OS thread and parks the calling goroutine until it returns (for
+// blocking system calls and libraries that block their thread). Rethrows f's exception.
+template <class F>
+auto blocking(F&& f) {
+  using R = std::invoke_result_t<F&>;
+  if constexpr (std::is_void_v<R>) {
+    detail::run_blocking([](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); },
+                         static_cast<void*>(std::addressof(f)));
+  } else if constexpr (std::is_reference_v<R>) {
+    struct Ctx {
+      std::remove_reference_t<F>* fn;
+      std::remove_reference_t<R>* out;
+    } ctx{std::addressof(f), nullptr};
+    detail::run_blocking(
+        [](void* p) { auto* c = static_cast<Ctx*>(p); c->out = std::addressof((*c->fn)()); },
+        &ctx);
+    return static_cast<R>(*ctx.out);
+  } else {
+    struct Ctx {
+      std::remove_reference_t<F>* fn;
+      std::optional<R> out;
+    } ctx{std::addressof(f), std::nullopt};
+    detail::run_blocking(
+        [](void* p) { auto* c = static_cast<Ctx*>(p); c->out.emplace((*c->fn)()); }, &ctx);
+    return std::move(*ctx.out);
+  }
+}
+
+}  // namespace goro
