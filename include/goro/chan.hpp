@@ -180,8 +180,8 @@ class Chan : public detail::ChanOps<T> {
       : Base(detail::ChanHandle(detail::chan_make(&detail::elem_ops_for<T>, capacity))) {}
   // Any integer type, so that Chan<T>(0) is a capacity and not the nil channel.
   template <std::integral I>
-    requires(!std::same_as<I, std::size_t> && !std::same_as<I, bool>)
-  explicit Chan(I capacity) : Chan(checked(capacity)) {}
+  requires(!std::same_as<I, std::size_t> && !std::same_as<I, bool>) explicit Chan(I capacity)
+      : Chan(checked(capacity)) {}
   // A nil channel: blocks forever, its select cases never fire.
   Chan(std::nullptr_t) noexcept {}
 

@@ -53,8 +53,7 @@ class Context {
 
 std::pair<Context, std::function<void()>> with_cancel(const Context& parent);
 std::pair<Context, std::function<void()>> with_timeout(const Context& parent, Clock::duration d);
-std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
-                                                        Clock::time_point t);
+std::pair<Context, std::function<void()>> with_deadline(const Context& parent, Clock::time_point t);
 
 class ErrGroup {
  public:

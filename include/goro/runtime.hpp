@@ -57,15 +57,20 @@ auto run(F&& main, Options opts = {}) {
   using R = std::invoke_result_t<F&>;
   detail::RunOptions ro{opts.procs, opts.stack_size, opts.on_fatal == OnFatal::raise};
   if constexpr (std::is_void_v<R>) {
-    detail::run_main(ro, [](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); },
-                     static_cast<void*>(std::addressof(main)));
+    detail::run_main(
+        ro, [](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); },
+        static_cast<void*>(std::addressof(main)));
   } else if constexpr (std::is_reference_v<R>) {
     struct Ctx {
       std::remove_reference_t<F>* fn;
       std::remove_reference_t<R>* out;
     } ctx{std::addressof(main), nullptr};
     detail::run_main(
-        ro, [](void* p) { auto* c = static_cast<Ctx*>(p); c->out = std::addressof((*c->fn)()); },
+        ro,
+        [](void* p) {
+          auto* c = static_cast<Ctx*>(p);
+          c->out = std::addressof((*c->fn)());
+        },
         &ctx);
     return static_cast<R>(*ctx.out);
   } else {
@@ -74,7 +79,12 @@ auto run(F&& main, Options opts = {}) {
       std::optional<R> out;
     } ctx{std::addressof(main), std::nullopt};
     detail::run_main(
-        ro, [](void* p) { auto* c = static_cast<Ctx*>(p); c->out.emplace((*c->fn)()); }, &ctx);
+        ro,
+        [](void* p) {
+          auto* c = static_cast<Ctx*>(p);
+          c->out.emplace((*c->fn)());
+        },
+        &ctx);
     return std::move(*ctx.out);
   }
 }
@@ -105,7 +115,10 @@ auto blocking(F&& f) {
       std::remove_reference_t<R>* out;
     } ctx{std::addressof(f), nullptr};
     detail::run_blocking(
-        [](void* p) { auto* c = static_cast<Ctx*>(p); c->out = std::addressof((*c->fn)()); },
+        [](void* p) {
+          auto* c = static_cast<Ctx*>(p);
+          c->out = std::addressof((*c->fn)());
+        },
         &ctx);
     return static_cast<R>(*ctx.out);
   } else {
@@ -114,7 +127,11 @@ auto blocking(F&& f) {
       std::optional<R> out;
     } ctx{std::addressof(f), std::nullopt};
     detail::run_blocking(
-        [](void* p) { auto* c = static_cast<Ctx*>(p); c->out.emplace((*c->fn)()); }, &ctx);
+        [](void* p) {
+          auto* c = static_cast<Ctx*>(p);
+          c->out.emplace((*c->fn)());
+        },
+        &ctx);
     return std::move(*ctx.out);
   }
 }

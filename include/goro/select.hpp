@@ -48,7 +48,9 @@ struct RecvCase {
   ChanHandle chan;
   F fn;
   Slot<T> slot;
-  SelectCase as_case() { return {chan.get(), slot.raw(), chan.get() ? CaseKind::recv : CaseKind::nil}; }
+  SelectCase as_case() {
+    return {chan.get(), slot.raw(), chan.get() ? CaseKind::recv : CaseKind::nil};
+  }
   void fire(bool received) {
     std::optional<T> v = slot.take(received);
     if constexpr (std::is_invocable_v<F&, std::optional<T>>) {
@@ -120,7 +122,8 @@ inline std::size_t select() { detail::select_forever(); }
 template <class... Cases>
 std::size_t select(Cases&&... cases) {
   constexpr std::size_t total = sizeof...(Cases);
-  constexpr std::size_t defaults = (std::size_t{0} + ... + detail::IsDefault<std::decay_t<Cases>>::value);
+  constexpr std::size_t defaults =
+      (std::size_t{0} + ... + detail::IsDefault<std::decay_t<Cases>>::value);
   static_assert(defaults <= 1, "goro::select: at most one on_default case");
   constexpr std::size_t n = total - defaults;
 

@@ -129,7 +129,8 @@ void closure_entry(void* p) {
 template <class F, class... Args>
 void spawn(const void* creator_pc, F&& f, Args&&... args) {
   auto closure = [fn = std::decay_t<F>(std::forward<F>(f)),
-                  args = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)]() mutable {
+                  args =
+                      std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)]() mutable {
     std::apply(fn, std::move(args));
   };
   using C = decltype(closure);

@@ -1,0 +1,111 @@
+// goro: blocking() — runs a call that blocks its OS thread on a helper thread while the
+// calling goroutine is parked, so the worker keeps running other goroutines.
+//
+// The pool grows on demand (up to kMaxThreads; past that, calls queue) and idle helpers
+// stay for reuse. While a call is in flight, rt->nblocking > 0, so the deadlock detector
+// knows a wake-up can still come. The helper readies the goroutine before decrementing
+// nblocking, so there is no instant at which the goroutine is neither counted nor queued.
+// At the end of run() the pool is stopped: calls still queued never start, calls running
+// are waited for (nothing of a run keeps running after run returns).
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "scheduler.hpp"
+
+namespace goro::detail {
+
+namespace {
+
+struct BlockingCall {
+  void (*fn)(void*);
+  void* arg;
+  G* g;
+  Runtime* rt;
+  std::exception_ptr error;
+};
+
+class BlockingPool {
+ public:
+  void submit(BlockingCall* call) {
+    std::unique_lock<std::mutex> lock(mu_);
+    queue_.push_back(call);
+    if (idle_ == 0 && threads_.size() < kMaxThreads) {
+      threads_.emplace_back([this] { loop(); });
+    } else {
+      cv_.notify_one();
+    }
+  }
+
+  void stop() {
+    std::vector<std::thread> threads;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      stopping_ = true;
+      queue_.clear();
+      threads.swap(threads_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads) t.join();
+    std::unique_lock<std::mutex> lock(mu_);
+    stopping_ = false;
+    idle_ = 0;
+  }
+
+ private:
+  static constexpr std::size_t kMaxThreads = 256;
+
+  void loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      while (queue_.empty() && !stopping_) {
+        ++idle_;
+        cv_.wait(lock);
+        --idle_;
+      }
+      if (stopping_) return;
+      BlockingCall* call = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      try {
+        call->fn(call->arg);
+      } catch (...) {
+        call->error = std::current_exception();
+      }
+      Runtime* rt = call->rt;
+      ready(call->g);  // the goroutine (and *call, on its stack) may run from here on
+      rt->nblocking.fetch_sub(1, std::memory_order_seq_cst);
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<BlockingCall*> queue_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool stopping_ = false;
+};
+
+BlockingPool& pool() {
+  static BlockingPool* p = new BlockingPool();  // never destroyed: see stop()
+  return *p;
+}
+
+}  // namespace
+
+void run_blocking(void (*fn)(void*), void* arg) {
+  require_goroutine("goro::blocking");
+  BlockingCall call{fn, arg, current_g(), current_runtime(), nullptr};
+  call.rt->nblocking.fetch_add(1, std::memory_order_seq_cst);
+  park(
+      WaitReason::blocking_call, [](void* c) { pool().submit(static_cast<BlockingCall*>(c)); },
+      &call);
+  if (call.error) std::rethrow_exception(call.error);
+}
+
+void stop_blocking_pool() noexcept { pool().stop(); }
+
+}  // namespace goro::detail

@@ -1,0 +1,244 @@
+// goro: channels (Go's chan.go). Invariants and the waiter protocol are in chan.hpp.
+//
+// Life of a channel operation (send; receive is symmetric):
+//   1. Lock the channel. Closed: unlock, throw "send on closed channel".
+//   2. A receiver is parked (recvq): dequeue it, unlock, move the value straight into its
+//      stack slot, ready() it (into this worker's runnext).
+//   3. Room in the buffer: move the value into the ring, unlock.
+//   4. Otherwise publish a waiter (on this goroutine's stack) in sendq and park; the
+//      scheduler releases the lock after the switch. The receiver that dequeues us moves the
+//      value and readies us; close() readies us with success == false, and we throw.
+#include "chan.hpp"
+
+#include <algorithm>
+#include <new>
+#include <stdexcept>
+
+namespace goro::detail {
+
+namespace {
+
+void unlock_chan(void* c) GORO_NO_TSA { static_cast<ChanCore*>(c)->mu.unlock(); }
+
+[[noreturn]] void park_forever(WaitReason reason) {
+  park(reason, nullptr, nullptr);
+  // A nil-channel wait is never woken; if the runtime stops, this goroutine is abandoned.
+  __builtin_trap();
+}
+
+void destroy_chan(ChanCore* c) GORO_NO_TSA {
+  for (std::size_t i = 0; i < c->count; ++i) c->ops->destroy(c->at((c->head + i) % c->cap));
+  if (c->buf) {
+    ::operator delete (c->buf, std::align_val_t{std::max<std::size_t>(c->ops->align, 16)});
+  }
+  delete c;
+}
+
+}  // namespace
+
+bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) {
+  if (ChanWaiter* sender = c->sendq.dequeue()) {
+    *received = true;
+    if (c->cap == 0) {
+      done->move_from = sender;  // straight from the sender's stack, after unlocking
+      return true;
+    }
+    // Full buffer: take its head, put the sender's value at the tail (the same slot).
+    void* head = c->at(c->head);
+    c->ops->move_construct(out, head);
+    c->ops->destroy(head);
+    c->ops->move_construct(head, sender->slot);
+    c->head = (c->head + 1) % c->cap;
+    sender->success = true;
+    done->wake = sender->g;
+    return true;
+  }
+  if (c->count > 0) {
+    void* head = c->at(c->head);
+    c->ops->move_construct(out, head);
+    c->ops->destroy(head);
+    c->head = (c->head + 1) % c->cap;
+    --c->count;
+    *received = true;
+    return true;
+  }
+  if (c->closed) {
+    *received = false;
+    return true;
+  }
+  return false;
+}
+
+bool send_locked(ChanCore* c, void* value, bool* closed, Completion* done) {
+  if (c->closed) {
+    *closed = true;
+    return true;
+  }
+  *closed = false;
+  if (ChanWaiter* receiver = c->recvq.dequeue()) {
+    done->move_to = receiver;
+    return true;
+  }
+  if (c->count < c->cap) {
+    c->ops->move_construct(c->at((c->head + c->count) % c->cap), value);
+    ++c->count;
+    return true;
+  }
+  return false;
+}
+
+ChanCore* chan_make(const ElemOps* ops, std::size_t capacity) {
+  auto* c = new ChanCore();
+  c->ops = ops;
+  c->cap = capacity;
+  c->buf = nullptr;
+  if (capacity > 0) {
+    if (capacity > (std::size_t{1} << 40) / (ops->size ? ops->size : 1)) {
+      delete c;
+      throw std::invalid_argument("makechan: size out of range");
+    }
+    c->buf = static_cast<unsigned char*>(::operator new (
+        capacity * ops->size, std::align_val_t{std::max<std::size_t>(ops->align, 16)}));
+  }
+  return c;
+}
+
+void chan_ref(ChanCore* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void chan_unref(ChanCore* c) noexcept {
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Last handle: nobody else can reach the channel (a parked goroutine holds a handle, and
+  // the acq_rel count orders every earlier operation before this).
+  destroy_chan(c);
+}
+
+void chan_send(ChanCore* c, void* value) {
+  require_goroutine("channel send");
+  if (c == nullptr) park_forever(WaitReason::chan_send_nil);
+  c->mu.lock();
+  bool closed = false;
+  Completion done;
+  if (send_locked(c, value, &closed, &done)) {
+    c->mu.unlock();
+    if (closed) throw ClosedChannel("send on closed channel");
+    done.finish(c->ops, value);
+    return;
+  }
+  G* g = current_g();
+  ChanWaiter w;
+  w.g = g;
+  w.chan = c;
+  w.slot = value;
+  w.is_send = true;
+  c->sendq.push_back(&w);
+  g->chan_waiters = &w;
+  g->chan_waiter_count = 1;
+  park(WaitReason::chan_send, unlock_chan, c);
+  g->chan_waiters = nullptr;
+  g->chan_waiter_count = 0;
+  if (!w.success) throw ClosedChannel("send on closed channel");
+}
+
+bool chan_recv(ChanCore* c, void* out) {
+  require_goroutine("channel receive");
+  if (c == nullptr) park_forever(WaitReason::chan_receive_nil);
+  c->mu.lock();
+  bool received = false;
+  Completion done;
+  if (recv_locked(c, out, &received, &done)) {
+    c->mu.unlock();
+    done.finish(c->ops, out);
+    return received;
+  }
+  G* g = current_g();
+  ChanWaiter w;
+  w.g = g;
+  w.chan = c;
+  w.slot = out;
+  c->recvq.push_back(&w);
+  g->chan_waiters = &w;
+  g->chan_waiter_count = 1;
+  park(WaitReason::chan_receive, unlock_chan, c);
+  g->chan_waiters = nullptr;
+  g->chan_waiter_count = 0;
+  return w.success;
+}
+
+bool chan_try_send(ChanCore* c, void* value) {
+  if (c == nullptr) return false;
+  note_foreign_activity();
+  c->mu.lock();
+  bool closed = false;
+  Completion done;
+  bool ok = send_locked(c, value, &closed, &done);
+  c->mu.unlock();
+  if (closed) throw ClosedChannel("send on closed channel");
+  if (ok) done.finish(c->ops, value);
+  return ok;
+}
+
+bool chan_try_recv(ChanCore* c, void* out) {
+  if (c == nullptr) return false;
+  note_foreign_activity();
+  c->mu.lock();
+  bool received = false;
+  Completion done;
+  bool ok = recv_locked(c, out, &received, &done);
+  c->mu.unlock();
+  if (!ok) return false;
+  done.finish(c->ops, out);
+  return received;
+}
+
+void chan_close(ChanCore* c) {
+  if (c == nullptr) throw ClosedChannel("close of nil channel");
+  note_foreign_activity();
+  ChanWaiter* woken = nullptr;
+  {
+    LockGuard guard(c->mu);
+    if (c->closed) throw ClosedChannel("close of closed channel");
+    c->closed = true;
+    // Collect every waiter (linked through `next`, which dequeue() cleared).
+    ChanWaiter** tail = &woken;
+    while (ChanWaiter* w = c->recvq.dequeue()) {
+      *tail = w;
+      tail = &w->next;
+    }
+    while (ChanWaiter* w = c->sendq.dequeue()) {
+      *tail = w;
+      tail = &w->next;
+    }
+  }
+  while (woken != nullptr) {
+    ChanWaiter* next = woken->next;  // read before ready(): the waiter's stack may run
+    woken->success = false;
+    ready(woken->g);
+    woken = next;
+  }
+}
+
+std::size_t chan_size(const ChanCore* c) noexcept {
+  if (c == nullptr) return 0;
+  auto* m = const_cast<ChanCore*>(c);
+  LockGuard guard(m->mu);
+  return m->count;
+}
+
+std::size_t chan_capacity(const ChanCore* c) noexcept { return c == nullptr ? 0 : c->cap; }
+
+void detach_chan_waiters(G* g) noexcept {
+  for (std::uint32_t i = 0; i < g->chan_waiter_count; ++i) {
+    ChanWaiter* w = &g->chan_waiters[i];
+    if (w->chan == nullptr) continue;
+    LockGuard guard(w->chan->mu);
+    if (!w->enqueued) continue;
+    if (w->is_send) {
+      w->chan->sendq.remove(w);
+    } else {
+      w->chan->recvq.remove(w);
+    }
+  }
+  g->chan_waiter_count = 0;
+}
+
+}  // namespace goro::detail

@@ -1,0 +1,125 @@
+// goro internal: the type-erased channel (Go's hchan) shared by chan.cpp and select.cpp.
+//
+// Invariants (under ChanCore::mu):
+//  - At most one of sendq and recvq is non-empty, except while a select waits to send and
+//    to receive on the same unbuffered channel.
+//  - count > 0 implies recvq holds no plain receiver; count < cap implies sendq is empty.
+//  - closed implies sendq is empty (close wakes every waiter; they see success == false).
+//  - A waiter is in a queue iff its `enqueued` flag is set; only the holder of that
+//    channel's lock changes either.
+//  - A select's waiters share the goroutine's select_done word: the first waker to CAS it
+//    from 0 to 1 owns the select; a waker that loses skips that waiter.
+// Values move directly between the sender's and the receiver's stacks when one of them is
+// parked (no buffer round-trip), and the copy happens after the lock is released when the
+// peer waiter has already been dequeued (it belongs to the waker from then on).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+#include "goro/chan.hpp"
+#include "goro/detail/lock.hpp"
+#include "scheduler.hpp"
+
+namespace goro::detail {
+
+struct ChanWaiter {
+  G* g = nullptr;
+  ChanWaiter* next = nullptr;
+  ChanWaiter* prev = nullptr;
+  ChanCore* chan = nullptr;
+  void* slot = nullptr;  // send: the value to move from; recv: storage to construct into
+  bool is_select = false;
+  bool is_send = false;
+  bool success = false;  // a value moved (false: woken by close)
+  bool enqueued = false;
+  std::uint32_t case_index = 0;
+};
+
+struct ChanQueue {
+  ChanWaiter* head = nullptr;
+  ChanWaiter* tail = nullptr;
+  void push_back(ChanWaiter* w) noexcept {
+    w->next = nullptr;
+    w->prev = tail;
+    if (tail) {
+      tail->next = w;
+    } else {
+      head = w;
+    }
+    tail = w;
+    w->enqueued = true;
+  }
+  void remove(ChanWaiter* w) noexcept {
+    if (w->prev) {
+      w->prev->next = w->next;
+    } else {
+      head = w->next;
+    }
+    if (w->next) {
+      w->next->prev = w->prev;
+    } else {
+      tail = w->prev;
+    }
+    w->next = w->prev = nullptr;
+    w->enqueued = false;
+  }
+  // The first waiter that can still be woken (a select whose select_done another waker
+  // won is dropped on the way).
+  ChanWaiter* dequeue() noexcept {
+    while (ChanWaiter* w = head) {
+      remove(w);
+      if (!w->is_select) return w;
+      std::uint32_t expected = 0;
+      if (w->g->select_done.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        w->g->select_winner = w;
+        return w;
+      }
+    }
+    return nullptr;
+  }
+};
+
+struct ChanCore {
+  Lock mu;
+  const ElemOps* ops;
+  std::size_t cap;
+  unsigned char* buf;  // cap slots of ops->size bytes
+  std::size_t head GORO_GUARDED_BY(mu) = 0;
+  std::size_t count GORO_GUARDED_BY(mu) = 0;
+  bool closed GORO_GUARDED_BY(mu) = false;
+  ChanQueue recvq GORO_GUARDED_BY(mu);
+  ChanQueue sendq GORO_GUARDED_BY(mu);
+  std::atomic<std::size_t> refs{1};
+
+  void* at(std::size_t index) const noexcept { return buf + index * ops->size; }
+};
+
+// What an operation on a locked channel leaves to do once the lock is released.
+struct Completion {
+  ChanWaiter* move_to = nullptr;    // a parked receiver: move our value into it, ready it
+  ChanWaiter* move_from = nullptr;  // a parked sender: move its value out, ready it
+  G* wake = nullptr;                // a parked sender whose value went into the buffer
+  void finish(const ElemOps* ops, void* ours) noexcept {
+    if (move_to) {
+      ops->move_construct(move_to->slot, ours);
+      move_to->success = true;
+      ready(move_to->g);
+    } else if (move_from) {
+      ops->move_construct(ours, move_from->slot);
+      move_from->success = true;
+      ready(move_from->g);
+    } else if (wake) {
+      ready(wake);
+    }
+  }
+};
+
+// Under c->mu: receive into out if possible. Returns false when it would block; otherwise
+// *received tells whether a value arrives (false: closed and drained).
+bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) GORO_REQUIRES(c->mu);
+// Under c->mu: send *value if possible. Returns false when it would block; *closed is set
+// (and nothing done) when the channel is closed.
+bool send_locked(ChanCore* c, void* value, bool* closed, Completion* done) GORO_REQUIRES(c->mu);
+
+}  // namespace goro::detail

@@ -1,0 +1,186 @@
+// goro: the goroutine dump (Go's traceback of all goroutines, one line each):
+//   goroutine 7 [chan receive, 3s]: created at main.cpp:42 in register_all
+// The creation site is the program counter that called go(); it is symbolised with dladdr
+// (function) and addr2line (file:line, where debug info exists), once per distinct site.
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "scheduler.hpp"
+
+namespace goro::detail {
+
+const char* wait_reason_text(WaitReason r) noexcept {
+  switch (r) {
+    case WaitReason::none:
+      return "waiting";
+    case WaitReason::chan_send:
+      return "chan send";
+    case WaitReason::chan_receive:
+      return "chan receive";
+    case WaitReason::chan_send_nil:
+      return "chan send (nil chan)";
+    case WaitReason::chan_receive_nil:
+      return "chan receive (nil chan)";
+    case WaitReason::select:
+      return "select";
+    case WaitReason::select_no_cases:
+      return "select (no cases)";
+    case WaitReason::waitgroup_wait:
+      return "sync.WaitGroup.Wait";
+    case WaitReason::mutex_lock:
+      return "sync.Mutex.Lock";
+    case WaitReason::rwmutex_rlock:
+      return "sync.RWMutex.RLock";
+    case WaitReason::rwmutex_lock:
+      return "sync.RWMutex.Lock";
+    case WaitReason::cond_wait:
+      return "sync.Cond.Wait";
+    case WaitReason::sleep:
+      return "sleep";
+    case WaitReason::io_wait:
+      return "IO wait";
+    case WaitReason::blocking_call:
+      return "blocking call";
+    case WaitReason::sync_once:
+      return "sync.Once.Do";
+    case WaitReason::errgroup_limit:
+      return "errgroup limit";
+  }
+  return "waiting";
+}
+
+namespace {
+
+std::string demangle(const char* name) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status),
+                                             std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(name);
+}
+
+// Shortens "ns::f(int, std::string)" to "ns::f" for the one-line dump.
+std::string short_function(std::string name) {
+  int depth = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '<') ++depth;
+    if (c == '>') --depth;
+    if (c == '(' && depth == 0 && i > 0) return name.substr(0, i);
+  }
+  return name;
+}
+
+std::string addr2line(const char* object, std::uintptr_t offset) {
+  if (access("/usr/bin/addr2line", X_OK) != 0) return {};
+  char cmd[1024];
+  std::snprintf(cmd, sizeof(cmd), "/usr/bin/addr2line -e '%s' 0x%llx 2>/dev/null", object,
+                static_cast<unsigned long long>(offset));
+  FILE* f = popen(cmd, "r");
+  if (!f) return {};
+  char line[1024] = {0};
+  std::string out;
+  if (std::fgets(line, sizeof(line), f)) out = line;
+  pclose(f);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (out.empty() || out[0] == '?') return {};
+  auto slash = out.find_last_of('/');
+  if (slash != std::string::npos) out = out.substr(slash + 1);
+  auto paren = out.find(" (");
+  if (paren != std::string::npos) out = out.substr(0, paren);
+  return out;
+}
+
+std::string symbolise(const void* pc) {
+  if (pc == nullptr) return "unknown";
+  // pc is a return address: the call is the instruction before it.
+  auto addr = reinterpret_cast<std::uintptr_t>(pc) - 1;
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(addr), &info) == 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%p", pc);
+    return buf;
+  }
+  std::string function = info.dli_sname ? short_function(demangle(info.dli_sname)) : "?";
+  std::string object = info.dli_fname ? info.dli_fname : "";
+  std::uintptr_t base = reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  // The main executable is named by argv[0]; /proc/self/exe always opens it.
+  Dl_info main_info{};
+  if (dladdr(reinterpret_cast<void*>(&symbolise), &main_info) &&
+      main_info.dli_fbase == info.dli_fbase) {
+    object = "/proc/self/exe";
+  }
+  std::string where = object.empty() ? std::string() : addr2line(object.c_str(), addr - base);
+  if (where.empty() && !object.empty() && object != "/proc/self/exe") {
+    // Not our object and no line info: try the executable in case dladdr named it oddly.
+    where = addr2line("/proc/self/exe", addr - base);
+  }
+  if (where.empty()) return "in " + function;
+  return where + " in " + function;
+}
+
+std::string format_wait(std::int64_t since, std::int64_t now) {
+  if (since == 0 || now <= since) return {};
+  std::int64_t seconds = (now - since) / 1'000'000'000;
+  if (seconds < 1) return {};
+  if (seconds < 60) return ", " + std::to_string(seconds) + "s";
+  return ", " + std::to_string(seconds / 60) + " minutes";
+}
+
+}  // namespace
+
+void write_dump(Runtime* rt, std::string& out) {
+  if (rt == nullptr) return;
+  struct Row {
+    std::uint64_t id;
+    GStatus status;
+    WaitReason reason;
+    std::int64_t since;
+    const void* pc;
+  };
+  std::vector<Row> rows;
+  for (RegistryShard& shard : rt->registry) {
+    LockGuard guard(shard.mu);
+    for (G* g = shard.head; g != nullptr; g = g->all_next) {
+      rows.push_back({g->id, g->status.load(std::memory_order_relaxed),
+                      g->wait_reason.load(std::memory_order_relaxed),
+                      g->wait_since_ns.load(std::memory_order_relaxed), g->creator_pc});
+    }
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
+  std::map<const void*, std::string> sites;
+  std::int64_t now = coarse_now_ns();
+  G* self = current_g();
+  for (const Row& r : rows) {
+    std::string state;
+    switch (r.status) {
+      case GStatus::running:
+        state = "running";
+        break;
+      case GStatus::runnable:
+        state = "runnable";
+        break;
+      case GStatus::waiting:
+        state = std::string(wait_reason_text(r.reason)) + format_wait(r.since, now);
+        break;
+      case GStatus::dead:
+        continue;
+    }
+    if (self != nullptr && self->id == r.id) state = "running";
+    auto it = sites.find(r.pc);
+    if (it == sites.end())
+      it = sites.emplace(r.pc, r.id == 1 ? std::string("goro::run") : symbolise(r.pc)).first;
+    out +=
+        "goroutine " + std::to_string(r.id) + " [" + state + "]: created at " + it->second + "\n";
+  }
+}
+
+}  // namespace goro::detail

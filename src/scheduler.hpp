@@ -1,0 +1,169 @@
+// goro internal: the scheduler's data structures. The life of a goroutine, top to bottom,
+// is in scheduler.cpp.
+//
+// Lock order (outermost first):
+//   channel locks (in address order, select) > sync-object locks > Runtime::sched_mu
+//   > StackPool::mu_ > registry shard locks > TimerHeap::mu_
+// ready() may be called with channel or sync locks held; it takes sched_mu only when it
+// must (global queue, idle list). A goroutine never holds any of these across a switch:
+// park() hands the lock it holds to the scheduler context, which releases it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "context_switch.hpp"
+#include "goro/detail/core.hpp"
+#include "goro/detail/lock.hpp"
+#include "platform.hpp"
+#include "stack.hpp"
+
+namespace goro::detail {
+
+struct P;
+struct Runtime;
+struct ChanWaiter;
+
+enum class GStatus : std::uint8_t { runnable, running, waiting, dead };
+
+// A goroutine. Lives at the top of its own stack, so a parked goroutine costs the pages its
+// stack touched and nothing else.
+struct G {
+  ExecContext ctx;
+  std::uint64_t id = 0;
+  Stack stack;
+  void (*entry)(void*) = nullptr;
+  void* closure = nullptr;
+  const void* creator_pc = nullptr;
+  std::atomic<GStatus> status{GStatus::runnable};
+  // Read by dumps from other threads, hence atomics (relaxed: a dump is a snapshot).
+  std::atomic<WaitReason> wait_reason{WaitReason::none};
+  std::atomic<std::int64_t> wait_since_ns{0};
+  G* sched_next = nullptr;  // global run queue link (under sched_mu)
+  // Registry (for dumps and for releasing abandoned goroutines at the end of run).
+  G* all_prev = nullptr;
+  G* all_next = nullptr;
+  std::uint32_t shard = 0;
+  // Channel waiters this goroutine is parked on (its stack), for detaching abandoned ones.
+  ChanWaiter* chan_waiters = nullptr;
+  std::uint32_t chan_waiter_count = 0;
+  // select: 0 until a waker claims this goroutine's select; then the winning waiter.
+  std::atomic<std::uint32_t> select_done{0};
+  ChanWaiter* select_winner = nullptr;
+};
+
+// What a goroutine asks its worker's scheduler context to do after switching to it.
+enum class AfterSwitch : std::uint8_t { none, park, yield, exit };
+
+inline constexpr std::uint32_t kRunQueueSize = 256;
+
+// A worker: one OS thread, its scheduler context (g0) and its run queues.
+struct alignas(64) P {
+  int index = 0;
+  Runtime* rt = nullptr;
+  ExecContext g0;
+  G* current = nullptr;
+
+  // Local run queue: a ring the owner pushes at the tail and pops at the head; thieves
+  // take half from the head with a CAS (Go's runq).
+  std::atomic<std::uint32_t> runq_head{0};
+  std::atomic<std::uint32_t> runq_tail{0};
+  std::atomic<G*> runq[kRunQueueSize];
+  // A goroutine readied by a hand-off runs next on this worker (ping-pong stays local).
+  std::atomic<G*> runnext{nullptr};
+
+  std::uint32_t sched_tick = 0;
+  FastRand rand;
+
+  AfterSwitch after = AfterSwitch::none;
+  void (*unlock_fn)(void*) = nullptr;
+  void* unlock_arg = nullptr;
+
+  // Idle: the worker sleeps on wake_word; idle/idle_next are guarded by sched_mu.
+  std::atomic<std::uint32_t> wake_word{0};
+  bool idle = false;
+  P* idle_next = nullptr;
+  std::atomic<bool> spinning{false};
+
+  StackCache stacks;
+  std::thread thread;
+  void* altstack = nullptr;
+};
+
+struct RegistryShard {
+  Lock mu;
+  G* head GORO_GUARDED_BY(mu) = nullptr;
+};
+
+struct Runtime {
+  int nprocs = 1;
+  bool raise = false;
+  std::vector<P*> ps;
+  StackPool stacks;
+
+  Lock sched_mu;
+  G* gq_head GORO_GUARDED_BY(sched_mu) = nullptr;
+  G* gq_tail GORO_GUARDED_BY(sched_mu) = nullptr;
+  std::atomic<std::size_t> gq_size{0};
+  P* idle_list GORO_GUARDED_BY(sched_mu) = nullptr;
+  std::atomic<int> npidle{0};
+  std::atomic<int> nmspinning{0};
+  std::atomic<bool> stopping{false};
+
+  std::atomic<std::uint64_t> next_id{1};
+  std::atomic<std::int64_t> live{0};             // live goroutines
+  std::atomic<std::int64_t> nblocking{0};        // goroutines inside blocking()
+  std::atomic<std::int64_t> niowait{0};          // goroutines parked on the netpoller (future)
+  std::atomic<std::int64_t> last_foreign_ns{0};  // last channel op from a non-worker thread
+
+  std::vector<RegistryShard> registry;
+
+  Lock fatal_mu;
+  bool fatal GORO_GUARDED_BY(fatal_mu) = false;
+  std::string fatal_text GORO_GUARDED_BY(fatal_mu);
+  std::exception_ptr panic GORO_GUARDED_BY(fatal_mu);
+
+  explicit Runtime(int procs, std::size_t stack_size);
+};
+
+// The running goroutine / worker of the calling thread. Deliberately not inlined: a
+// goroutine can resume on another thread, and a compiler must never cache a TLS address
+// across a switch (LESSONS.md #3).
+P* current_p() noexcept;
+Runtime* current_runtime() noexcept;  // the runtime of this process's active run, if any
+G* current_g_for_signal() noexcept;
+
+// Releases a dead goroutine's resources (called on g0 after it switched away for good).
+void free_goroutine(P* p, G* g) noexcept;
+
+// Fatal conditions (scheduler.cpp): print and exit(2), or record and stop under raise.
+void fatal_panic(std::exception_ptr e) noexcept;
+void fatal_deadlock(Runtime* rt) noexcept;
+
+// The dump (dump.cpp).
+void write_dump(Runtime* rt, std::string& out);
+const char* wait_reason_text(WaitReason r) noexcept;
+
+// Timers (timer.cpp), driven by the workers.
+std::int64_t timers_next_when() noexcept;  // INT64_MAX when none
+std::size_t timers_armed() noexcept;
+void run_due_timers(std::int64_t now) noexcept;
+void clear_timers() noexcept;
+
+// Blocking pool (blocking.cpp).
+void stop_blocking_pool() noexcept;
+
+// Channels (chan.cpp): detach an abandoned goroutine's waiters at the end of run.
+void detach_chan_waiters(G* g) noexcept;
+// Records that a non-worker thread touched a channel (deadlock detection must allow for it).
+void note_foreign_activity() noexcept;
+
+// Wakes an idle worker so that it re-reads the timer deadline (a new earliest timer).
+void wake_for_timer() noexcept;
+
+}  // namespace goro::detail

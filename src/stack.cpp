@@ -1,0 +1,205 @@
+// goro: goroutine stack reservation, recycling and overflow detection (see stack.hpp).
+#include "stack.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "platform.hpp"
+#include "scheduler.hpp"
+
+#if GORO_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace goro::detail {
+
+namespace {
+
+std::size_t page_size() {
+  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+void* map_reserve(std::size_t len) {
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return p;
+}
+
+void write_canary(char* slot_top) noexcept {
+  std::memcpy(slot_top - sizeof(kStackCanary), &kStackCanary, sizeof(kStackCanary));
+}
+
+}  // namespace
+
+StackPool::StackPool(std::size_t stack_size)
+    : stack_size_((stack_size + page_size() - 1) / page_size() * page_size()), page_(page_size()) {}
+
+StackPool::~StackPool() {
+  LockGuard guard(mu_);
+  for (const Mapping& m : mappings_) munmap(m.addr, m.len);
+  mappings_.clear();
+  free_.clear();
+}
+
+bool StackPool::canary_intact(const Stack& s) noexcept {
+  if (s.guarded) return true;
+  std::uint64_t word;
+  std::memcpy(&word, s.lo - sizeof(word), sizeof(word));
+  return word == kStackCanary;
+}
+
+void StackPool::carve_arena() {
+  // A pad page below slot 0 carries slot 0's "neighbour" canary.
+  std::size_t len = page_ + kArenaSlots * stack_size_;
+  char* base = static_cast<char*>(map_reserve(len));
+  mappings_.push_back({base, len});
+  write_canary(base + page_);
+  for (std::size_t i = 0; i < kArenaSlots; ++i) {
+    char* lo = base + page_ + i * stack_size_;
+    write_canary(lo + stack_size_);
+    free_.push_back(Stack{lo, stack_size_, false});
+  }
+}
+
+void StackPool::refill(StackCache& cache) {
+  LockGuard guard(mu_);
+  if (free_.empty()) {
+    if (guarded_count_ < kGuardedBudget) {
+      std::size_t len = page_ + stack_size_;
+      char* base = static_cast<char*>(map_reserve(len));
+      if (mprotect(base, page_, PROT_NONE) != 0) {
+        munmap(base, len);
+        throw std::bad_alloc();
+      }
+      mappings_.push_back({base, len});
+      ++guarded_count_;
+      cache.stacks.push_back(Stack{base + page_, stack_size_, true});
+      return;
+    }
+    carve_arena();
+  }
+  std::size_t take = std::min<std::size_t>(free_.size(), kCacheMax / 2);
+  for (std::size_t i = 0; i < take; ++i) {
+    cache.stacks.push_back(free_.back());
+    free_.pop_back();
+  }
+}
+
+Stack StackPool::acquire(StackCache& cache) {
+  if (cache.stacks.empty()) refill(cache);
+  Stack s = cache.stacks.back();
+  cache.stacks.pop_back();
+#if GORO_ASAN
+  // A recycled or abandoned stack may still carry poisoned redzones of dead frames.
+  __asan_unpoison_memory_region(s.lo, s.size);
+#endif
+  return s;
+}
+
+void StackPool::release(StackCache& cache, Stack s) noexcept {
+  if (!s.guarded) write_canary(s.lo + s.size);  // an overflow may have been caught just now
+  if (cache.stacks.size() < kCacheMax) {
+    cache.stacks.push_back(s);
+    return;
+  }
+  // Move half of the cache (and s) to the global pool.
+  std::size_t move = kCacheMax / 2;
+  LockGuard guard(mu_);
+  for (std::size_t i = 0; i <= move; ++i) {
+    Stack t = i == move ? s : cache.stacks.back();
+    if (i != move) cache.stacks.pop_back();
+    if (free_.size() >= kScavengeAbove) {
+      // Give everything but the top page (G, closure, canary) back to the kernel.
+      madvise(t.lo, t.size - page_, MADV_DONTNEED);
+    }
+    free_.push_back(t);
+  }
+}
+
+// ---- overflow detection ----
+
+namespace {
+
+struct sigaction g_previous_segv;
+std::once_flag g_handler_once;
+
+void segv_handler(int sig, siginfo_t* info, void* uctx) {
+  G* g = current_g_for_signal();
+  if (g != nullptr) {
+    const char* addr = static_cast<const char*>(info->si_addr);
+    const char* lo = g->stack.lo;
+    // A fault in the guard page, or anywhere within 64 KiB below the stack (a large frame
+    // can jump past a single guard page), is an overflow of this goroutine's stack.
+    if (addr < lo + 256 && addr + 64 * 1024 >= lo) report_stack_overflow(g->id);
+  }
+  // Not ours: restore the previous disposition and let the fault happen again.
+  sigaction(SIGSEGV, &g_previous_segv, nullptr);
+  (void)sig;
+  (void)uctx;
+}
+
+}  // namespace
+
+void report_stack_overflow(std::uint64_t goroutine_id) noexcept {
+  char buf[96];
+  char digits[24];
+  int n = 0;
+  std::uint64_t v = goroutine_id;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  const char prefix[] = "fatal error: stack overflow in goroutine ";
+  std::size_t len = 0;
+  for (char c : prefix) {
+    if (c) buf[len++] = c;
+  }
+  while (n > 0) buf[len++] = digits[--n];
+  buf[len++] = '\n';
+  ssize_t ignored = write(STDERR_FILENO, buf, len);
+  (void)ignored;
+  _exit(2);
+}
+
+void* install_overflow_handler() noexcept {
+#if GORO_ASAN || GORO_TSAN
+  return nullptr;  // the sanitizers own SIGSEGV and report overflows themselves
+#else
+  std::call_once(g_handler_once, [] {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_previous_segv);
+  });
+  std::size_t size = 64 * 1024;
+  void* mem = std::malloc(size);
+  if (mem == nullptr) return nullptr;
+  stack_t ss;
+  ss.ss_sp = mem;
+  ss.ss_size = size;
+  ss.ss_flags = 0;
+  sigaltstack(&ss, nullptr);
+  return mem;
+#endif
+}
+
+void remove_overflow_handler(void* altstack) noexcept {
+  if (altstack == nullptr) return;
+  stack_t ss;
+  std::memset(&ss, 0, sizeof(ss));
+  ss.ss_flags = SS_DISABLE;
+  sigaltstack(&ss, nullptr);
+  std::free(altstack);
+}
+
+}  // namespace goro::detail
