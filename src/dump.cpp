@@ -67,36 +67,59 @@ std::string demangle(const char* name) {
   return status == 0 && out ? std::string(out.get()) : std::string(name);
 }
 
-// Shortens "ns::f(int, std::string)" to "ns::f" for the one-line dump.
+// Shortens "ns::f(int, std::string) const" to "ns::f" for the one-line dump.
 std::string short_function(std::string name) {
+  const std::string kConst = " const";
+  if (name.size() > kConst.size() &&
+      name.compare(name.size() - kConst.size(), kConst.size(), kConst) == 0) {
+    name.resize(name.size() - kConst.size());
+  }
+  if (name.empty() || name.back() != ')') return name;
   int depth = 0;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (c == '<') ++depth;
-    if (c == '>') --depth;
-    if (c == '(' && depth == 0 && i > 0) return name.substr(0, i);
+  for (std::size_t i = name.size(); i-- > 0;) {
+    if (name[i] == ')') ++depth;
+    if (name[i] == '(' && --depth == 0) return name.substr(0, i);
   }
   return name;
 }
 
-std::string addr2line(const char* object, std::uintptr_t offset) {
-  if (access("/usr/bin/addr2line", X_OK) != 0) return {};
-  char cmd[1024];
-  std::snprintf(cmd, sizeof(cmd), "/usr/bin/addr2line -e '%s' 0x%llx 2>/dev/null", object,
-                static_cast<unsigned long long>(offset));
-  FILE* f = popen(cmd, "r");
-  if (!f) return {};
-  char line[1024] = {0};
-  std::string out;
-  if (std::fgets(line, sizeof(line), f)) out = line;
+// Runs addr2line on one address; fills function and "file:line" where it knows them.
+void addr2line(const std::string& object, std::uintptr_t offset, std::string* function,
+               std::string* where) {
+  if (access("/usr/bin/addr2line", X_OK) != 0) return;
+  std::string cmd = "/usr/bin/addr2line -f -C -e '" + object + "' 0x";
+  char hex[32];
+  std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(offset));
+  cmd += hex;
+  cmd += " 2>/dev/null";
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return;
+  char line[4096];
+  std::string fn;
+  std::string loc;
+  if (std::fgets(line, sizeof(line), f)) fn = line;
+  if (std::fgets(line, sizeof(line), f)) loc = line;
   pclose(f);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  if (out.empty() || out[0] == '?') return {};
-  auto slash = out.find_last_of('/');
-  if (slash != std::string::npos) out = out.substr(slash + 1);
-  auto paren = out.find(" (");
-  if (paren != std::string::npos) out = out.substr(0, paren);
-  return out;
+  auto chomp = [](std::string& s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  };
+  chomp(fn);
+  chomp(loc);
+  if (!fn.empty() && fn[0] != '?') *function = short_function(fn);
+  if (!loc.empty() && loc[0] != '?') {
+    auto slash = loc.find_last_of('/');
+    if (slash != std::string::npos) loc = loc.substr(slash + 1);
+    auto paren = loc.find(" (");
+    if (paren != std::string::npos) loc = loc.substr(0, paren);
+    *where = loc;
+  }
+}
+
+std::string executable_path() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<std::size_t>(n));
 }
 
 std::string symbolise(const void* pc) {
@@ -111,17 +134,14 @@ std::string symbolise(const void* pc) {
   }
   std::string function = info.dli_sname ? short_function(demangle(info.dli_sname)) : "?";
   std::string object = info.dli_fname ? info.dli_fname : "";
-  std::uintptr_t base = reinterpret_cast<std::uintptr_t>(info.dli_fbase);
-  // The main executable is named by argv[0]; /proc/self/exe always opens it.
-  Dl_info main_info{};
-  if (dladdr(reinterpret_cast<void*>(&symbolise), &main_info) &&
-      main_info.dli_fbase == info.dli_fbase) {
-    object = "/proc/self/exe";
+  // The main executable may be named by a relative argv[0]; resolve it.
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<void*>(&executable_path), &self) && self.dli_fbase == info.dli_fbase) {
+    object = executable_path();
   }
-  std::string where = object.empty() ? std::string() : addr2line(object.c_str(), addr - base);
-  if (where.empty() && !object.empty() && object != "/proc/self/exe") {
-    // Not our object and no line info: try the executable in case dladdr named it oddly.
-    where = addr2line("/proc/self/exe", addr - base);
+  std::string where;
+  if (!object.empty()) {
+    addr2line(object, addr - reinterpret_cast<std::uintptr_t>(info.dli_fbase), &function, &where);
   }
   if (where.empty()) return "in " + function;
   return where + " in " + function;
