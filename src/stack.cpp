@@ -128,10 +128,10 @@ void StackPool::release(StackCache& cache, Stack s) noexcept {
 
 namespace {
 
-struct sigaction g_previous_segv;
-std::once_flag g_handler_once;
+[[maybe_unused]] struct sigaction g_previous_segv;
+[[maybe_unused]] std::once_flag g_handler_once;
 
-void segv_handler(int sig, siginfo_t* info, void* uctx) {
+[[maybe_unused]] void segv_handler(int sig, siginfo_t* info, void* uctx) {
   G* g = current_g_for_signal();
   if (g != nullptr) {
     const char* addr = static_cast<const char*>(info->si_addr);
