@@ -20,6 +20,7 @@
 using namespace std::chrono_literals;
 using goro_test::eventually;
 using goro_test::kSanitized;
+using goro_test::kThreadSanitizer;
 
 // Spawns a goroutine that reports its id and parks on gate. Deliberately an exported,
 // non-inline function so that the dump can name it as the creator.
@@ -393,7 +394,7 @@ TEST(Blocking, GoroutineInBlockingIsNotDeadlocked) {
 }
 
 TEST(Scale, HundredThousandParkedGoroutines) {
-  const int n = kSanitized ? 10000 : 100000;
+  const int n = kThreadSanitizer ? 1000 : kSanitized ? 10000 : 100000;
   goro::run(
       [n] {
         goro::Chan<int> gate;

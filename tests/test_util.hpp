@@ -15,10 +15,22 @@
 #ifndef GORO_TEST_SANITIZED
 #define GORO_TEST_SANITIZED 0
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define GORO_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_TEST_TSAN 1
+#endif
+#endif
+#ifndef GORO_TEST_TSAN
+#define GORO_TEST_TSAN 0
+#endif
 
 namespace goro_test {
 
 inline constexpr bool kSanitized = GORO_TEST_SANITIZED != 0;
+// TSan gives every goroutine (fiber) its own multi-MiB thread state: keep live counts low.
+inline constexpr bool kThreadSanitizer = GORO_TEST_TSAN != 0;
 
 // Big loops run a tenth as many rounds under the (5-15x slower) sanitizers.
 constexpr int scaled(int n) { return kSanitized ? (n / 10 > 0 ? n / 10 : 1) : n; }
