@@ -136,7 +136,8 @@ std::string symbolise(const void* pc) {
   std::string object = info.dli_fname ? info.dli_fname : "";
   // The main executable may be named by a relative argv[0]; resolve it.
   Dl_info self{};
-  if (dladdr(reinterpret_cast<void*>(&executable_path), &self) && self.dli_fbase == info.dli_fbase) {
+  if (dladdr(reinterpret_cast<void*>(&executable_path), &self) &&
+      self.dli_fbase == info.dli_fbase) {
     object = executable_path();
   }
   std::string where;

@@ -366,8 +366,9 @@ G* find_runnable(P* p) {
 // ---- switching ----
 
 void switch_to_scheduler(G* g, P* p, bool exiting) {
+  char* sp = static_cast<char*>(__builtin_frame_address(0));
+  if (sp < g->stack.low_water) g->stack.low_water = sp;
   if (!g->stack.guarded) {
-    const char* sp = static_cast<const char*>(__builtin_frame_address(0));
     if (sp < g->stack.lo || !StackPool::canary_intact(g->stack)) report_stack_overflow(g->id);
   }
   switch_context(g->ctx, p->g0, exiting);

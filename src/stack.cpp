@@ -65,7 +65,7 @@ void StackPool::carve_arena() {
   for (std::size_t i = 0; i < kArenaSlots; ++i) {
     char* lo = base + page_ + i * stack_size_;
     write_canary(lo + stack_size_);
-    free_.push_back(Stack{lo, stack_size_, false});
+    free_.push_back(Stack{lo, stack_size_, false, lo + stack_size_});
   }
 }
 
@@ -81,7 +81,7 @@ void StackPool::refill(StackCache& cache) {
       }
       mappings_.push_back({base, len});
       ++guarded_count_;
-      cache.stacks.push_back(Stack{base + page_, stack_size_, true});
+      cache.stacks.push_back(Stack{base + page_, stack_size_, true, base + page_ + stack_size_});
       return;
     }
     carve_arena();
@@ -116,9 +116,12 @@ void StackPool::release(StackCache& cache, Stack s) noexcept {
   for (std::size_t i = 0; i <= move; ++i) {
     Stack t = i == move ? s : cache.stacks.back();
     if (i != move) cache.stacks.pop_back();
-    if (free_.size() >= kScavengeAbove) {
-      // Give everything but the top page (G, closure, canary) back to the kernel.
-      madvise(t.lo, t.size - page_, MADV_DONTNEED);
+    char* keep_from = t.lo + t.size - page_;  // the top page: G, closure, canary
+    if (free_.size() >= kScavengeAbove && t.low_water != nullptr &&
+        t.low_water < keep_from - page_) {
+      char* from = t.lo + (static_cast<std::size_t>(t.low_water - t.lo) / page_) * page_;
+      madvise(from, static_cast<std::size_t>(keep_from - from), MADV_DONTNEED);
+      t.low_water = keep_from;
     }
     free_.push_back(t);
   }

@@ -16,8 +16,9 @@
 //    canary just below its own stack and that its stack pointer is in bounds.
 //
 // Recycling: per-worker caches (no lock) in front of one global pool (under pool lock).
-// Stacks that enter the global pool while it is large have their pages given back with
-// madvise(MADV_DONTNEED), all but the top page.
+// Stacks that enter the global pool while it is large, and that were used deeper than their
+// top pages, have those pages given back with madvise(MADV_DONTNEED). Most goroutines only
+// touch the top page, so most releases cost no system call.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +35,10 @@ struct Stack {
   char* lo = nullptr;    // lowest usable byte
   std::size_t size = 0;  // usable bytes; the stack grows down from lo + size
   bool guarded = false;  // a PROT_NONE page sits right below lo
+  // The lowest stack pointer seen at a switch: how deep the stack was used (and so which
+  // pages may be resident). Sampled, not exact: a deeper excursion between two switches
+  // only means its pages stay resident while the stack is pooled.
+  char* low_water = nullptr;
 };
 
 struct StackCache {
