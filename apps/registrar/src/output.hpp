@@ -1,0 +1,54 @@
+// registrar output: result rows as a table, CSV or JSON; registrations, courses, summaries.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "roster.hpp"
+#include "store.hpp"
+
+namespace registrar {
+
+enum class OutputFormat { table, csv, json };
+std::optional<OutputFormat> output_format_from_name(std::string_view name);
+
+// Streams per-student results: begin(), rows() any number of times, end(); each appends text.
+//   table:  LINE  STUDENT_ID  RESULT  DETAIL           (fixed-width columns)
+//   csv:    line,student_id,result,detail              (RFC 4180 quoting)
+//   json:   [{"line":2,"student_id":"S1","result":"registered","detail":""}, ...]
+// The position column is called `position_label` ("line", or "index" for JSON arrays).
+class ResultFormatter {
+ public:
+  ResultFormatter(OutputFormat format, std::string_view position_label);
+  void begin(std::string& out);
+  void rows(std::span<const RosterRow> rows, std::string& out);
+  void end(std::string& out);
+
+ private:
+  OutputFormat format_;
+  std::string label_;
+  bool first_ = true;
+};
+
+struct Summary {
+  std::uint64_t rows = 0;
+  std::uint64_t by_outcome[kOutcomeCount] = {};
+  double seconds = 0;
+  std::uint64_t count(Outcome o) const { return by_outcome[static_cast<int>(o)]; }
+  std::uint64_t failed() const;
+};
+
+// Human-readable, one figure per line; failures broken down by reason.
+std::string format_summary(const Summary& s, const Course& course);
+
+std::string format_registrations(const std::vector<Registration>& regs, OutputFormat format);
+std::string format_courses(const std::vector<Course>& courses, OutputFormat format);
+
+void append_json_string(std::string& out, std::string_view s);
+void append_csv_field(std::string& out, std::string_view s);
+
+}  // namespace registrar

@@ -1,0 +1,264 @@
+// registrar pipeline: reader → validators → writer → output, as goroutines over channels.
+#include "pipeline.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <goro/goro.hpp>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+#include "validate.hpp"
+
+namespace registrar {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Batch {
+  std::uint64_t seq = 0;
+  std::vector<RosterRow> rows;
+};
+
+// The first error of the run; recording it cancels the run.
+class FirstError {
+ public:
+  explicit FirstError(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
+  void record(std::exception_ptr e) {
+    {
+      std::lock_guard lock(mu_);  // never held across a parking call
+      if (!error_) error_ = std::move(e);
+    }
+    cancel_();
+  }
+  void rethrow_if_any() {
+    std::lock_guard lock(mu_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::function<void()> cancel_;
+  std::mutex mu_;
+  std::exception_ptr error_;
+};
+
+// Closes a channel when the goroutine that owns its sending side ends, however it ends.
+template <class T>
+struct CloseOnExit {
+  goro::Chan<T>& ch;
+  ~CloseOnExit() { ch.close(); }
+};
+
+void read_stage(const goro::Context& ctx, InputFormat format, ReadFn& read, goro::Chan<Batch>& out,
+                const PipelineConfig& cfg, FirstError& error) {
+  CloseOnExit<Batch> closer{out};
+  try {
+    auto parser = make_parser(format);
+    std::string chunk(cfg.read_chunk, '\0');
+    Batch batch;
+    std::uint64_t seq = 0;
+    auto ship = [&](bool all) {
+      // Hand on full batches (and, at the end, the rest).
+      std::size_t from = 0;
+      const std::size_t size = batch.rows.size();
+      while (size - from >= cfg.parse_batch || (all && from < size)) {
+        std::size_t n = std::min(cfg.parse_batch, size - from);
+        auto first = batch.rows.begin() + static_cast<std::ptrdiff_t>(from);
+        Batch next{seq++, std::vector<RosterRow>(std::make_move_iterator(first),
+                                                 std::make_move_iterator(first + n))};
+        from += n;
+        if (cfg.progress) cfg.progress->parsed += n;
+        out.send(std::move(next));
+      }
+      batch.rows.erase(batch.rows.begin(), batch.rows.begin() + static_cast<std::ptrdiff_t>(from));
+    };
+    while (!ctx.cancelled()) {
+      std::size_t n = goro::blocking([&] { return read(chunk.data(), chunk.size()); });
+      if (cfg.progress) cfg.progress->bytes_read += n;
+      if (n == 0) {
+        parser->finish(batch.rows);
+        ship(true);
+        break;
+      }
+      parser->feed(std::string_view(chunk.data(), n), batch.rows);
+      ship(false);
+    }
+  } catch (...) {
+    error.record(std::current_exception());
+  }
+  if (cfg.progress) cfg.progress->input_done = true;
+}
+
+void validate_stage(goro::Chan<Batch>& in, goro::Chan<Batch>& out) {
+  for (Batch batch : in) {
+    for (RosterRow& row : batch.rows) validate_row(row);
+    out.send(std::move(batch));
+  }
+}
+
+// The only goroutine that touches the database.
+void write_stage(const goro::Context& ctx, Store& store, std::int64_t course_id, InputFormat format,
+                 goro::Chan<Batch>& in, goro::Chan<std::vector<RosterRow>>& out,
+                 const PipelineConfig& cfg, FirstError& error) {
+  CloseOnExit<std::vector<RosterRow>> closer{out};
+  bool failed = false;
+  std::map<std::uint64_t, Batch> early;  // batches that overtook an earlier one
+  std::uint64_t next_seq = 0;
+  std::unordered_map<std::string, std::uint64_t> first_seen;  // student id → position
+  std::vector<RosterRow> staged;  // in input order, waiting for their transaction
+  std::vector<std::size_t> txn;   // indexes of the valid rows of `staged`
+  const std::string where = std::string(position_label(format)) + " ";
+
+  auto commit = [&] {
+    if (ctx.cancelled()) throw goro::Canceled();  // another stage failed: commit no more
+    if (!txn.empty()) {
+      std::vector<RosterRow*> rows;
+      rows.reserve(txn.size());
+      for (std::size_t i : txn) rows.push_back(&staged[i]);
+      // One blocking call per transaction: the worker thread stays free for the other stages
+      // while SQLite writes.
+      goro::blocking([&] { store.register_batch(course_id, rows); });
+      txn.clear();
+    }
+    if (!staged.empty()) {
+      out.send(std::exchange(staged, {}));
+      staged.reserve(cfg.txn_rows + cfg.parse_batch);
+    }
+  };
+  staged.reserve(cfg.txn_rows + cfg.parse_batch);
+  first_seen.reserve(1 << 16);
+
+  for (Batch batch : in) {
+    if (failed) continue;  // drain, so that upstream can finish
+    try {
+      early.emplace(batch.seq, std::move(batch));
+      for (auto it = early.find(next_seq); it != early.end(); it = early.find(++next_seq)) {
+        std::vector<RosterRow> rows = std::move(it->second.rows);
+        early.erase(it);
+        for (RosterRow& row : rows) {
+          if (row.outcome == Outcome::pending) {
+            auto [seen, fresh] = first_seen.emplace(row.student_id, row.position);
+            if (!fresh) {
+              row.outcome = Outcome::duplicate_id;
+              row.detail = "student_id also on " + where + std::to_string(seen->second);
+            }
+          }
+          staged.push_back(std::move(row));
+          if (staged.back().outcome == Outcome::pending) {
+            txn.push_back(staged.size() - 1);
+            if (txn.size() >= cfg.txn_rows) commit();
+          }
+        }
+      }
+    } catch (...) {
+      failed = true;
+      error.record(std::current_exception());
+    }
+  }
+  if (failed) return;
+  try {
+    commit();
+  } catch (...) {
+    error.record(std::current_exception());
+  }
+}
+
+void output_stage(goro::Chan<std::vector<RosterRow>>& in, ResultSink& sink, Summary& summary,
+                  const PipelineConfig& cfg, FirstError& error) {
+  bool failed = false;
+  for (std::vector<RosterRow> rows : in) {
+    for (const RosterRow& row : rows) ++summary.by_outcome[static_cast<int>(row.outcome)];
+    summary.rows += rows.size();
+    if (cfg.progress) cfg.progress->done += rows.size();
+    if (failed) continue;
+    try {
+      sink.write(rows);
+    } catch (...) {
+      failed = true;
+      error.record(std::current_exception());
+    }
+  }
+  if (failed) return;
+  try {
+    sink.close();
+  } catch (...) {
+    error.record(std::current_exception());
+  }
+}
+
+}  // namespace
+
+Summary register_roster(Store& store, std::int64_t course_id, InputFormat format, ReadFn read,
+                        ResultSink& sink, const PipelineConfig& config) {
+  const auto start = Clock::now();
+  PipelineConfig cfg = config;
+  if (cfg.validators <= 0) cfg.validators = 2 * std::max(1, goro::procs());
+  if (cfg.parse_batch == 0) cfg.parse_batch = 1;
+  if (cfg.txn_rows == 0) cfg.txn_rows = 1;
+  if (cfg.read_chunk == 0) cfg.read_chunk = 1;
+
+  auto [ctx, cancel] = goro::with_cancel(goro::Context::background());
+  FirstError error(cancel);
+  goro::Chan<Batch> parsed(cfg.queue_depth);
+  goro::Chan<Batch> validated(cfg.queue_depth);
+  goro::Chan<std::vector<RosterRow>> results(cfg.queue_depth);
+  Summary summary;
+
+  goro::WaitGroup stages;
+  stages.go([&] { read_stage(ctx, format, read, parsed, cfg, error); });
+  stages.go([&] {
+    goro::WaitGroup validators;
+    for (int i = 0; i < cfg.validators; ++i)
+      validators.go([&] { validate_stage(parsed, validated); });
+    validators.wait();
+    validated.close();
+  });
+  stages.go([&] { write_stage(ctx, store, course_id, format, validated, results, cfg, error); });
+  stages.go([&] { output_stage(results, sink, summary, cfg, error); });
+  stages.wait();
+  cancel();
+  error.rethrow_if_any();
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return summary;
+}
+
+ReadFn string_reader(std::string text) {
+  return [text = std::move(text), pos = std::size_t{0}](char* buf, std::size_t cap) mutable {
+    std::size_t n = std::min(cap, text.size() - pos);
+    std::memcpy(buf, text.data() + pos, n);
+    pos += n;
+    return n;
+  };
+}
+
+FileSink::FileSink(std::FILE* file, OutputFormat format, std::string_view position_label)
+    : file_(file), formatter_(format, position_label) {
+  formatter_.begin(buf_);
+}
+
+void FileSink::write(std::span<const RosterRow> rows) {
+  formatter_.rows(rows, buf_);
+  if (buf_.size() >= (1 << 16)) flush();
+}
+
+void FileSink::close() {
+  formatter_.end(buf_);
+  flush();
+  int rc = goro::blocking([&] { return std::fflush(file_); });
+  if (rc != 0)
+    throw std::runtime_error(std::string("cannot write results: ") + std::strerror(errno));
+}
+
+void FileSink::flush() {
+  if (buf_.empty()) return;
+  std::size_t n = goro::blocking([&] { return std::fwrite(buf_.data(), 1, buf_.size(), file_); });
+  if (n != buf_.size())
+    throw std::runtime_error(std::string("cannot write results: ") + std::strerror(errno));
+  buf_.clear();
+}
+
+}  // namespace registrar

@@ -1,0 +1,104 @@
+// registrar store: the SQLite database (WAL, synchronous=NORMAL, prepared statements).
+//
+// Schema:
+//   courses(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+//           capacity INTEGER NOT NULL CHECK(capacity>=0))
+//   students(student_id TEXT PRIMARY KEY, name, email)
+//   registrations(course_id, student_id, registered_at, PRIMARY KEY(course_id, student_id))
+//
+// A Store is one connection. It is not thread-safe, but it may be used from different
+// threads one after another (goro::blocking runs each call on some helper thread).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "roster.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace registrar {
+
+// Any database failure; what() is a complete sentence for the user.
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// Another connection held the write lock for longer than the busy timeout.
+struct DbLocked : StoreError {
+  using StoreError::StoreError;
+};
+
+struct Course {
+  std::int64_t id = 0;
+  std::string name;
+  std::int64_t capacity = 0;
+  std::int64_t registered = 0;
+};
+
+struct Registration {
+  std::string student_id;
+  std::string name;
+  std::string email;
+  std::string registered_at;  // ISO 8601 UTC
+};
+
+struct StoreOptions {
+  bool create = true;          // create the file if missing (else: error)
+  int busy_timeout_ms = 3000;  // wait this long for another writer, then DbLocked
+};
+
+class Store {
+ public:
+  Store(const std::string& path, StoreOptions options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Throws StoreError "course 'NAME' already exists" on a duplicate name.
+  Course add_course(const std::string& name, std::int64_t capacity);
+  std::optional<Course> find_course(const std::string& name);
+  std::vector<Course> courses();
+  std::vector<Registration> registrations(std::int64_t course_id);
+  std::int64_t registered_count(std::int64_t course_id);
+
+  // One BEGIN IMMEDIATE transaction: upserts each row's student, then registers it unless it
+  // is already registered (already_registered) or the course is at capacity (course_full).
+  // Capacity is read inside the transaction, so concurrent processes cannot exceed it.
+  // Rows must be valid and their student ids distinct. Sets each row's outcome. On failure
+  // the transaction is rolled back, no outcome is set and StoreError/DbLocked is thrown.
+  void register_batch(std::int64_t course_id, std::span<RosterRow* const> rows);
+
+ private:
+  struct Stmt;
+  [[noreturn]] void fail(int rc, const std::string& what) const;
+  void exec(const char* sql, const char* what);
+  sqlite3_stmt* prepare(sqlite3_stmt*& slot, const char* sql);
+  void init_schema();
+
+  std::string path_;
+  StoreOptions options_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* course_capacity_ = nullptr;
+  sqlite3_stmt* data_version_ = nullptr;
+  sqlite3_stmt* count_ = nullptr;
+  sqlite3_stmt* upsert_student_ = nullptr;
+  sqlite3_stmt* insert_registration_ = nullptr;
+  sqlite3_stmt* is_registered_ = nullptr;
+  // Registered count of a course as of the end of our last commit, valid while no other
+  // connection has committed since (PRAGMA data_version unchanged): saves a count(*) per batch.
+  struct CountCache {
+    std::int64_t course_id;
+    std::int64_t data_version;
+    std::int64_t count;
+  };
+  std::optional<CountCache> count_cache_;
+};
+
+}  // namespace registrar
