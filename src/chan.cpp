@@ -133,9 +133,11 @@ void chan_send(ChanCore* c, void* value) {
   c->sendq.push_back(&w);
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
+  chan_ref(c);  // a parked goroutine keeps its channel alive, even if it only had a reference
   park(WaitReason::chan_send, unlock_chan, c);
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
+  chan_unref(c);
   if (!w.success) throw ClosedChannel("send on closed channel");
 }
 
@@ -158,9 +160,11 @@ bool chan_recv(ChanCore* c, void* out) {
   c->recvq.push_back(&w);
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
+  chan_ref(c);
   park(WaitReason::chan_receive, unlock_chan, c);
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
+  chan_unref(c);
   return w.success;
 }
 
@@ -230,13 +234,17 @@ void detach_chan_waiters(G* g) noexcept {
   for (std::uint32_t i = 0; i < g->chan_waiter_count; ++i) {
     ChanWaiter* w = &g->chan_waiters[i];
     if (w->chan == nullptr) continue;
-    LockGuard guard(w->chan->mu);
-    if (!w->enqueued) continue;
-    if (w->is_send) {
-      w->chan->sendq.remove(w);
-    } else {
-      w->chan->recvq.remove(w);
+    {
+      LockGuard guard(w->chan->mu);
+      if (w->enqueued) {
+        if (w->is_send) {
+          w->chan->sendq.remove(w);
+        } else {
+          w->chan->recvq.remove(w);
+        }
+      }
     }
+    chan_unref(w->chan);  // the reference the parked goroutine held
   }
   g->chan_waiter_count = 0;
 }

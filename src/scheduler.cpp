@@ -135,8 +135,13 @@ std::uint32_t runq_grab(P* victim, G** batch, bool steal_next) {
     if (n == 0) {
       if (steal_next) {
         G* next = victim->runnext.load(std::memory_order_relaxed);
-        if (next != nullptr &&
-            victim->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
+        if (next == nullptr) return 0;
+        // The victim is probably about to run it (a hand-off): give it a few microseconds
+        // before taking it, as Go does, so ping-pong pairs stay on one worker.
+        for (int i = 0; i < 2000 && victim->runnext.load(std::memory_order_relaxed) == next; ++i) {
+          cpu_relax();
+        }
+        if (victim->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
           batch[0] = next;
           return 1;
         }
@@ -611,6 +616,12 @@ void spawn_commit(G* g, void (*entry)(void*), const void* creator_pc) noexcept {
   commit_goroutine(rt, p, g, entry, creator_pc);
   runq_put(p, g, true);
   wakep(rt);
+  // A spawner that fills its worker's queue yields, so the goroutines it made can run and
+  // give their stacks back (Go gets the same effect from preempting a long-running
+  // goroutine). Without this, a loop of go() keeps every goroutine alive at once.
+  std::uint32_t queued =
+      p->runq_tail.load(std::memory_order_relaxed) - p->runq_head.load(std::memory_order_relaxed);
+  if (queued >= kRunQueueSize - 1) goro::yield();
 }
 
 void spawn_abort(G* g) noexcept {

@@ -138,6 +138,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
     w.is_select = true;
     w.is_send = cases[i].kind == CaseKind::send;
     w.case_index = i;
+    chan_ref(w.chan);  // parked goroutines keep their channels alive
     if (w.is_send) {
       w.chan->sendq.push_back(&w);
     } else {
@@ -161,6 +162,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
   locks.unlock_all();
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
+  for (std::size_t k = 0; k < active; ++k) chan_unref(waiters.data[k].chan);
 
   ChanWaiter* winner = g->select_winner;
   std::size_t index = winner->case_index;

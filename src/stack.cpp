@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -33,8 +34,15 @@ void* map_reserve(std::size_t len) {
   return p;
 }
 
+// The canary word sits in the top 8 bytes of an arena slot. The goroutine in the slot above
+// reads it (switch-out check) while the slot's own acquire/release may write it: atomics.
+std::atomic_ref<std::uint64_t> canary_word(char* slot_top) noexcept {
+  return std::atomic_ref<std::uint64_t>(
+      *reinterpret_cast<std::uint64_t*>(slot_top - sizeof(kStackCanary)));
+}
+
 void write_canary(char* slot_top) noexcept {
-  std::memcpy(slot_top - sizeof(kStackCanary), &kStackCanary, sizeof(kStackCanary));
+  canary_word(slot_top).store(kStackCanary, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -51,20 +59,17 @@ StackPool::~StackPool() {
 
 bool StackPool::canary_intact(const Stack& s) noexcept {
   if (s.guarded) return true;
-  std::uint64_t word;
-  std::memcpy(&word, s.lo - sizeof(word), sizeof(word));
-  return word == kStackCanary;
+  return canary_word(s.lo).load(std::memory_order_relaxed) == kStackCanary;
 }
 
 void StackPool::carve_arena() {
-  // A pad page below slot 0 carries slot 0's "neighbour" canary.
+  // A pad page below slot 0 carries slot 0's "neighbour" canary. Nothing is touched here
+  // (the pool lock is held): acquire() writes the canaries, outside any lock.
   std::size_t len = page_ + kArenaSlots * stack_size_;
   char* base = static_cast<char*>(map_reserve(len));
   mappings_.push_back({base, len});
-  write_canary(base + page_);
   for (std::size_t i = 0; i < kArenaSlots; ++i) {
     char* lo = base + page_ + i * stack_size_;
-    write_canary(lo + stack_size_);
     free_.push_back(Stack{lo, stack_size_, false, lo + stack_size_});
   }
 }
@@ -101,11 +106,14 @@ Stack StackPool::acquire(StackCache& cache) {
   // A recycled or abandoned stack may still carry poisoned redzones of dead frames.
   __asan_unpoison_memory_region(s.lo, s.size);
 #endif
+  if (!s.guarded) {
+    write_canary(s.lo + s.size);  // ours, checked by the slot above
+    write_canary(s.lo);           // the slot below's (or the pad's), checked by us
+  }
   return s;
 }
 
 void StackPool::release(StackCache& cache, Stack s) noexcept {
-  if (!s.guarded) write_canary(s.lo + s.size);  // an overflow may have been caught just now
   if (cache.stacks.size() < kCacheMax) {
     cache.stacks.push_back(s);
     return;

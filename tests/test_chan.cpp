@@ -2,6 +2,7 @@
 // elements, views, foreign threads and many producers/consumers.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -563,6 +564,43 @@ TEST(Chan, PerProducerOrderIsPreserved) {
         }
         EXPECT_TRUE(ordered);
         for (int p = 0; p < 4; ++p) EXPECT_EQ(next[p], per);
+      },
+      {.procs = 2});
+}
+
+TEST(Chan, NonDefaultConstructibleAndOveralignedElements) {
+  struct NoDefault {
+    explicit NoDefault(int v) : value(v) {}
+    int value;
+  };
+  struct alignas(64) Wide {
+    std::array<char, 200> bytes{};
+    int tag = 0;
+  };
+  goro::run(
+      [] {
+        goro::Chan<NoDefault> a(2);
+        a.send(NoDefault(3));
+        EXPECT_EQ(a.recv()->value, 3);
+
+        goro::Chan<Wide> w;
+        goro::WaitGroup wg;
+        wg.go([w]() mutable {
+          for (int i = 0; i < 10; ++i) {
+            Wide x;
+            x.tag = i;
+            x.bytes.fill(static_cast<char>(i));
+            w.send(x);
+          }
+        });
+        for (int i = 0; i < 10; ++i) {
+          std::optional<Wide> x = w.recv();
+          ASSERT_TRUE(x.has_value());
+          EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&*x) % 64, 0u);
+          EXPECT_EQ(x->tag, i);
+          EXPECT_EQ(x->bytes[199], static_cast<char>(i));
+        }
+        wg.wait();
       },
       {.procs = 2});
 }

@@ -398,6 +398,34 @@ TEST(FatalExit, NormalReturnIsNotFatal) {
   EXPECT_EQ(r.err, "");
 }
 
+// Each frame holds a big volatile array, written from its top down so that a frame never
+// skips over the guard page below the stack. Recurses `limit` times (volatile: the compiler
+// cannot see the end).
+[[gnu::noinline]] int recurse(int depth, const volatile int& limit) {
+  volatile char frame[2048];
+  for (int i = static_cast<int>(sizeof frame) - 1; i >= 0; i -= 64) {
+    frame[i] = static_cast<char>(depth);
+  }
+  frame[0] = static_cast<char>(depth);
+  if (depth < limit) return recurse(depth + 1, limit) + frame[depth % sizeof frame];
+  return frame[0];
+}
+
+TEST(FatalExit, StackSizeOptionAllowsDeepRecursion) {
+  // About 2 MiB of stack: far beyond a default goroutine stack, well within 16 MiB.
+  const ChildResult r = run_in_child([] {
+    goro::run(
+        [] {
+          static const volatile int limit = 1000;
+          goro::Chan<int> result(1);
+          goro::go([result]() mutable { result.send(recurse(0, limit)); });
+          result.recv();
+        },
+        {.procs = 2, .stack_size = std::size_t{16} << 20});
+  });
+  EXPECT_TRUE(exited_with(r, 0)) << describe(r);
+}
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define GORO_TEST_SKIP_OVERFLOW 1
 #elif defined(__has_feature)
@@ -407,25 +435,12 @@ TEST(FatalExit, NormalReturnIsNotFatal) {
 #endif
 
 #ifndef GORO_TEST_SKIP_OVERFLOW
-volatile int g_depth_limit = 1 << 30;  // volatile: the compiler cannot see the end
-
-// Each frame holds a big volatile array, written from its top down so that a frame never
-// skips over the guard page below the stack.
-[[gnu::noinline]] int recurse(int depth) {
-  volatile char frame[2048];
-  for (int i = static_cast<int>(sizeof frame) - 1; i >= 0; i -= 64) {
-    frame[i] = static_cast<char>(depth);
-  }
-  frame[0] = static_cast<char>(depth);
-  if (depth < g_depth_limit) return recurse(depth + 1) + frame[depth % sizeof frame];
-  return frame[0];
-}
-
 TEST(FatalExit, StackOverflowInGoroutine) {
   const ChildResult r = run_in_child([] {
     goro::run([] {
+      static const volatile int unbounded = 1 << 30;
       goro::Chan<int> result;
-      goro::go([result]() mutable { result.send(recurse(0)); });
+      goro::go([result]() mutable { result.send(recurse(0, unbounded)); });
       result.recv();
     });
   });

@@ -131,7 +131,8 @@ TEST(Go, ArgumentsAreDecayCopied) {
 }
 
 TEST(Go, FunctionPointerAndPlainCall) {
-  static std::atomic<int> hits{0};
+  static std::atomic<int> hits;
+  hits = 0;
   struct Fn {
     static void bump(goro::Chan<int> ch) {
       hits.fetch_add(1);
@@ -391,6 +392,202 @@ TEST(Blocking, GoroutineInBlockingIsNotDeadlocked) {
         {.procs = 2, .on_fatal = goro::OnFatal::raise});
     EXPECT_EQ(v, 1);
   });
+}
+
+TEST(Blocking, ManyConcurrentCalls) {
+  constexpr int kN = 32;
+  goro::run(
+      [] {
+        goro::Chan<int> results(kN);
+        goro::WaitGroup wg;
+        for (int i = 0; i < kN; ++i) {
+          wg.go([results, i]() mutable {
+            results.send(goro::blocking([i] {
+              std::this_thread::sleep_for(5ms);  // stands in for a blocking syscall
+              return i * i;
+            }));
+          });
+        }
+        wg.wait();
+        results.close();
+        long sum = 0;
+        for (int v : results) sum += v;
+        long expected = 0;
+        for (int i = 0; i < kN; ++i) expected += i * i;
+        EXPECT_EQ(sum, expected);
+      },
+      {.procs = 2, .on_fatal = goro::OnFatal::raise});
+}
+
+TEST(Go, GoroutinesSpawnGoroutines) {
+  // A binary tree of goroutines; each node sums its subtree through channels.
+  struct Tree {
+    static void node(int depth, goro::Chan<long> out) {
+      if (depth == 0) {
+        out.send(1);
+        return;
+      }
+      goro::Chan<long> kids(2);
+      goro::go(&Tree::node, depth - 1, kids);
+      goro::go(&Tree::node, depth - 1, kids);
+      const long total = 1 + *kids.recv() + *kids.recv();
+      out.send(total);
+    }
+  };
+  static constexpr int kDepth = goro_test::kSanitized ? 8 : 11;
+  const long nodes = goro::run(
+      [] {
+        goro::Chan<long> out(1);
+        goro::go(&Tree::node, kDepth, out);
+        return *out.recv();
+      },
+      {.procs = 2});
+  EXPECT_EQ(nodes, (1L << (kDepth + 1)) - 1);
+}
+
+TEST(Exceptions, CaughtExceptionStateIsPerGoroutine) {
+  // Goroutine A parks inside a catch block; goroutine B then catches its own exception
+  // and parks inside its catch block, on the same worker. When A resumes, `throw;` must
+  // rethrow A's exception, not B's (the C++ runtime keeps this state per thread).
+  for (int procs : {1, 2}) {
+    std::string a_saw;
+    std::string b_saw;
+    goro::run(
+        [&] {
+          goro::Chan<int> a_in(1);
+          goro::Chan<int> b_in(1);
+          goro::Chan<int> a_go;
+          goro::Chan<int> b_go;
+          goro::WaitGroup wg;
+          auto catcher = [&wg](const char* name, goro::Chan<int> in, goro::Chan<int> go_on,
+                               std::string& saw) {
+            wg.go([name, in, go_on, &saw]() mutable {
+              try {
+                throw std::runtime_error(name);
+              } catch (...) {
+                in.send(0);
+                go_on.recv();  // park while handling the exception
+                try {
+                  throw;
+                } catch (const std::runtime_error& e) {
+                  saw = e.what();
+                }
+              }
+            });
+          };
+          catcher("A", a_in, a_go, a_saw);
+          a_in.recv();
+          catcher("B", b_in, b_go, b_saw);
+          b_in.recv();
+          a_go.send(0);
+          b_go.send(0);
+          wg.wait();
+          EXPECT_EQ(std::current_exception(), nullptr);
+        },
+        {.procs = procs});
+    EXPECT_EQ(a_saw, "A") << "procs " << procs;
+    EXPECT_EQ(b_saw, "B") << "procs " << procs;
+  }
+}
+
+TEST(Exceptions, UncaughtExceptionsIsPerGoroutine) {
+  // A goroutine parks in a destructor that runs during stack unwinding; other goroutines
+  // on the same worker are not unwinding anything.
+  for (int procs : {1, 2}) {
+    int during_unwind = -1;
+    int other = -1;
+    int after_catch = -1;
+    goro::run(
+        [&] {
+          goro::Chan<int> parked(1);
+          goro::Chan<int> resume;
+          goro::WaitGroup wg;
+          wg.go([&, parked, resume]() mutable {
+            struct ParkOnUnwind {
+              goro::Chan<int>& parked;
+              goro::Chan<int>& resume;
+              int& seen;
+              ~ParkOnUnwind() {
+                seen = std::uncaught_exceptions();
+                parked.send(0);
+                resume.recv();
+              }
+            };
+            try {
+              ParkOnUnwind guard{parked, resume, during_unwind};
+              throw std::runtime_error("unwinding");
+            } catch (const std::runtime_error&) {
+            }
+            after_catch = std::uncaught_exceptions();
+          });
+          parked.recv();
+          // Another goroutine (on the same worker when procs == 1) is not unwinding.
+          goro::Chan<int> seen(1);
+          wg.go([&other, seen]() mutable {
+            other = std::uncaught_exceptions();
+            seen.send(0);
+          });
+          seen.recv();
+          EXPECT_EQ(std::uncaught_exceptions(), 0);
+          resume.send(0);
+          wg.wait();
+        },
+        {.procs = procs});
+    EXPECT_EQ(during_unwind, 1) << "procs " << procs;
+    EXPECT_EQ(other, 0) << "procs " << procs;
+    EXPECT_EQ(after_catch, 0) << "procs " << procs;
+  }
+}
+
+TEST(Exceptions, ThrowAndCatchAcrossParks) {
+  // Exceptions thrown after a goroutine migrated between workers are caught normally.
+  std::atomic<int> caught{0};
+  goro::run(
+      [&] {
+        goro::Chan<int> ping(4);
+        goro::WaitGroup wg;
+        for (int g = 0; g < 8; ++g) {
+          wg.go([&, ping]() mutable {
+            for (int i = 0; i < 50; ++i) {
+              try {
+                ping.send(i);
+                ping.recv();
+                goro::yield();
+                throw std::runtime_error("x");
+              } catch (const std::runtime_error&) {
+                ++caught;
+              }
+            }
+          });
+        }
+        wg.wait();
+      },
+      {.procs = 2});
+  EXPECT_EQ(caught.load(), 8 * 50);
+}
+
+TEST(Run, AbandonedGoroutinesAreNeverResumed) {
+  // A goroutine still parked when main returns is never resumed, even when the channel it
+  // waits on (owned here, outside run) is used after run returned.
+  goro::Chan<int> ch(nullptr);
+  std::atomic<bool> resumed{false};
+  goro::run(
+      [&] {
+        ch = goro::Chan<int>();
+        goro::Chan<int> parked(1);
+        goro::go([&] {  // by reference only: nothing of it is leaked when abandoned
+          parked.send(0);
+          ch.recv();
+          resumed = true;
+        });
+        parked.recv();
+        goro::yield();
+      },
+      {.procs = 2});
+  EXPECT_FALSE(ch.try_send(1));  // nobody is receiving any more
+  ch.close();
+  std::this_thread::sleep_for(20ms);  // not synchronisation: nothing may run at all
+  EXPECT_FALSE(resumed.load());
 }
 
 TEST(Scale, HundredThousandParkedGoroutines) {

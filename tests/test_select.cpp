@@ -461,4 +461,59 @@ TEST(Select, ContextDone) {
       {.procs = 2});
 }
 
+TEST(Select, SameChannelInSeveralCases) {
+  goro::run(
+      [] {
+        goro::Chan<int> ch(1);
+        ch.send(1);
+        const std::size_t i = goro::select(goro::on_recv(ch), goro::on_recv(ch));
+        EXPECT_LT(i, 2u);
+        EXPECT_EQ(ch.size(), 0u);
+
+        // Blocking on both cases of one channel, woken by a sender.
+        goro::Chan<int> unbuffered;
+        goro::WaitGroup wg;
+        wg.go([unbuffered]() mutable { unbuffered.send(5); });
+        std::optional<int> got;
+        auto take = [&](std::optional<int> v) { got = v; };
+        goro::select(goro::on_recv(unbuffered, take), goro::on_recv(unbuffered, take));
+        EXPECT_EQ(got, 5);
+        wg.wait();
+
+        // A select cannot pair its own send and receive cases on an unbuffered channel:
+        // it waits for a partner, here a plain receiver.
+        wg.go([unbuffered]() mutable { EXPECT_EQ(unbuffered.recv(), 6); });
+        EXPECT_EQ(goro::select(goro::on_recv(unbuffered), goro::on_send(unbuffered, 6)), 1u);
+        wg.wait();
+
+        // Woken by close.
+        wg.go([unbuffered]() mutable { unbuffered.close(); });
+        got = 0;
+        goro::select(goro::on_recv(unbuffered, take), goro::on_recv(unbuffered, take));
+        EXPECT_EQ(got, std::nullopt);
+        wg.wait();
+      },
+      {.procs = 2, .on_fatal = goro::OnFatal::raise});
+}
+
+TEST(Select, ManyCasesOnlyOneReady) {
+  goro::run([] {
+    goro::Chan<int> c0, c1, c2, c3, c4, c5, c6, c7;
+    for (int ready = 0; ready < 8; ++ready) {
+      goro::Chan<int>* all[] = {&c0, &c1, &c2, &c3, &c4, &c5, &c6, &c7};
+      goro::WaitGroup wg;
+      wg.go([ch = *all[ready], ready]() mutable { ch.send(ready); });
+      std::optional<int> got;
+      auto take = [&](std::optional<int> v) { got = v; };
+      const std::size_t i =
+          goro::select(goro::on_recv(c0, take), goro::on_recv(c1, take), goro::on_recv(c2, take),
+                       goro::on_recv(c3, take), goro::on_recv(c4, take), goro::on_recv(c5, take),
+                       goro::on_recv(c6, take), goro::on_recv(c7, take));
+      EXPECT_EQ(i, static_cast<std::size_t>(ready));
+      EXPECT_EQ(got, ready);
+      wg.wait();
+    }
+  });
+}
+
 }  // namespace

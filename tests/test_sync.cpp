@@ -589,4 +589,36 @@ TEST(Cond, SignalWithoutWaitersIsNotRemembered) {
       {.procs = 2});
 }
 
+TEST(Mutex, WaiterNotStarvedByBargingHolder) {
+  // A holder that unlocks and immediately relocks must not keep a parked waiter out
+  // forever (Go's starvation mode hands the lock over).
+  goro::run(
+      [] {
+        goro::Mutex mu;
+        std::atomic<bool> stop{false};
+        std::atomic<bool> hog_running{false};
+        goro::WaitGroup wg;
+        wg.go([&] {
+          for (long i = 0; !stop; ++i) {
+            mu.lock();
+            hog_running = true;
+            mu.unlock();
+            if (i % 1000 == 0) goro::yield();
+          }
+        });
+        EXPECT_TRUE(eventually([&] { return hog_running.load(); }));
+        goro::Chan<int> got_it(1);
+        wg.go([&mu, got_it]() mutable {
+          mu.lock();
+          mu.unlock();
+          got_it.send(1);
+        });
+        const std::size_t i = goro::select(goro::on_recv(got_it), goro::on_recv(goro::after(20s)));
+        EXPECT_EQ(i, 0u) << "waiter starved";
+        stop = true;
+        wg.wait();
+      },
+      {.procs = 2});
+}
+
 }  // namespace

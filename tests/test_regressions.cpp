@@ -1,0 +1,76 @@
+// Regression tests: each reproduces a bug that was found in goro, named after it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "goro/goro.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using goro_test::scaled;
+
+// blocking() helpers ready goroutines through the global run queue; taking a single
+// goroutine from it once left the rest of the queue linked to it, so goroutines ran twice.
+TEST(Regression, BlockingCallsFeedingChannels) {
+  const int n = scaled(2000);
+  long sum = goro::run(
+      [n] {
+        goro::Chan<int> in(1), out(1);
+        goro::go([in, n]() mutable {
+          for (int i = 0; i < n; ++i) in.send(goro::blocking([i] { return i; }));
+          in.close();
+        });
+        goro::WaitGroup wg;
+        wg.go([in, out]() mutable {
+          for (int v : in) out.send(v);
+        });
+        goro::go([&wg, out]() mutable {
+          wg.wait();
+          out.close();
+        });
+        long s = 0;
+        for (int v : out) s += goro::blocking([v] { return v; });
+        return s;
+      },
+      {.procs = 2});
+  EXPECT_EQ(sum, static_cast<long>(n) * (n - 1) / 2);
+}
+
+// A goroutine parked on a channel it reaches only by reference must keep the channel alive
+// when main returns and destroys the last handle; run() then releases it without hanging.
+TEST(Regression, ParkedGoroutineKeepsItsChannelAlive) {
+  for (int round = 0; round < 20; ++round) {
+    int got = goro::run(
+        [] {
+          goro::Chan<int> a;
+          goro::Chan<int> parked;
+          goro::go([&] { parked.recv(); });  // still parked on `parked` when main returns
+          goro::go([&] { a.send(1); });
+          return *a.recv() + 1;
+        },
+        {.procs = 2});
+    EXPECT_EQ(got, 2);
+  }
+}
+
+// A goroutine that fills its worker's run queue by spawning yields, so the goroutines it
+// spawned run (and give their stacks back) before it goes on.
+TEST(Regression, SpawnLoopLetsChildrenRun) {
+  const int n = scaled(20000);
+  int max_alive = goro::run(
+      [n] {
+        goro::WaitGroup wg;
+        int max_alive = 0;
+        for (int i = 0; i < n; ++i) {
+          wg.go([] {});
+          max_alive = std::max<int>(max_alive, static_cast<int>(goro::num_goroutines()));
+        }
+        wg.wait();
+        return max_alive;
+      },
+      {.procs = 1});
+  EXPECT_LT(max_alive, 1000);
+}
+
+}  // namespace
