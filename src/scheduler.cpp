@@ -29,6 +29,8 @@
 // goroutines too, so after one is seen the verdict waits for a second of quiet.
 #include "scheduler.hpp"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -399,11 +401,21 @@ void goroutine_main(bctx::transfer_t t) {
   goexit(g);
 }
 
+EhState* thread_eh_state() noexcept {
+  return reinterpret_cast<EhState*>(abi::__cxa_get_globals());
+}
+
 void execute(P* p, G* g) {
   p->current = g;
   tl_g = g;
   g->status.store(GStatus::running, std::memory_order_relaxed);
+  // Each goroutine carries its own exception state across switches (see G::eh).
+  EhState* eh = thread_eh_state();
+  EhState scheduler_eh = *eh;
+  *eh = g->eh;
   switch_context(p->g0, g->ctx);
+  g->eh = *eh;
+  *eh = scheduler_eh;
   tl_g = nullptr;
   p->current = nullptr;
   AfterSwitch after = p->after;

@@ -31,6 +31,12 @@ struct ChanWaiter;
 
 enum class GStatus : std::uint8_t { runnable, running, waiting, dead };
 
+// Mirrors libstdc++/libc++abi's __cxa_eh_globals (Itanium C++ ABI, non-ARM-EHABI targets).
+struct EhState {
+  void* caught_exceptions = nullptr;
+  unsigned int uncaught_exceptions = 0;
+};
+
 // A goroutine. Lives at the top of its own stack, so a parked goroutine costs the pages its
 // stack touched and nothing else.
 struct G {
@@ -52,6 +58,10 @@ struct G {
   // Channel waiters this goroutine is parked on (its stack), for detaching abandoned ones.
   ChanWaiter* chan_waiters = nullptr;
   std::uint32_t chan_waiter_count = 0;
+  // The C++ runtime's per-thread exception state (caught-exception stack, uncaught count),
+  // saved while the goroutine is off its worker: it may park inside a catch block or a
+  // destructor run by unwinding, and resume on another thread.
+  EhState eh;
   // select: 0 until a waker claims this goroutine's select; then the winning waiter.
   std::atomic<std::uint32_t> select_done{0};
   ChanWaiter* select_winner = nullptr;

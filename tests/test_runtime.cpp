@@ -446,45 +446,59 @@ TEST(Go, GoroutinesSpawnGoroutines) {
 }
 
 TEST(Exceptions, CaughtExceptionStateIsPerGoroutine) {
-  // Goroutine A parks inside a catch block; goroutine B then catches its own exception
-  // and parks inside its catch block, on the same worker. When A resumes, `throw;` must
-  // rethrow A's exception, not B's (the C++ runtime keeps this state per thread).
+  // Goroutine A parks inside a catch block; goroutine B then catches its own exception and
+  // parks inside its catch block (on the same worker when procs == 1). A resumes first:
+  // `throw;` and std::current_exception() must see A's exception, not B's (the C++ runtime
+  // keeps the stack of caught exceptions per thread).
   for (int procs : {1, 2}) {
     std::string a_saw;
     std::string b_saw;
+    std::string a_current;
     goro::run(
         [&] {
           goro::Chan<int> a_in(1);
           goro::Chan<int> b_in(1);
+          goro::Chan<int> a_done(1);
+          goro::Chan<int> b_done(1);
           goro::Chan<int> a_go;
           goro::Chan<int> b_go;
           goro::WaitGroup wg;
           auto catcher = [&wg](const char* name, goro::Chan<int> in, goro::Chan<int> go_on,
-                               std::string& saw) {
-            wg.go([name, in, go_on, &saw]() mutable {
+                               goro::Chan<int> done, std::string& saw, std::string* current) {
+            wg.go([name, in, go_on, done, &saw, current]() mutable {
               try {
                 throw std::runtime_error(name);
               } catch (...) {
                 in.send(0);
                 go_on.recv();  // park while handling the exception
+                if (current) {
+                  try {
+                    std::rethrow_exception(std::current_exception());
+                  } catch (const std::runtime_error& e) {
+                    *current = e.what();
+                  }
+                }
                 try {
                   throw;
                 } catch (const std::runtime_error& e) {
                   saw = e.what();
                 }
               }
+              done.send(0);
             });
           };
-          catcher("A", a_in, a_go, a_saw);
+          catcher("A", a_in, a_go, a_done, a_saw, &a_current);
           a_in.recv();
-          catcher("B", b_in, b_go, b_saw);
+          catcher("B", b_in, b_go, b_done, b_saw, nullptr);
           b_in.recv();
           a_go.send(0);
+          a_done.recv();  // A finishes its handler while B is still inside its own
           b_go.send(0);
+          b_done.recv();
           wg.wait();
-          EXPECT_EQ(std::current_exception(), nullptr);
         },
         {.procs = procs});
+    EXPECT_EQ(a_current, "A") << "procs " << procs;
     EXPECT_EQ(a_saw, "A") << "procs " << procs;
     EXPECT_EQ(b_saw, "B") << "procs " << procs;
   }
