@@ -45,11 +45,17 @@ TEST(Regression, ParkedGoroutineKeepsItsChannelAlive) {
         [] {
           goro::Chan<int> a;
           goro::Chan<int> parked;
-          goro::go([&] { parked.recv(); });  // still parked on `parked` when main returns
+          goro::Chan<int> started;
+          goro::go([&] {
+            started.send(0);
+            parked.recv();  // still parked here, by reference, when main returns
+          });
+          started.recv();
+          goro::yield();  // one worker: the goroutine runs until it parks on `parked`
           goro::go([&] { a.send(1); });
           return *a.recv() + 1;
         },
-        {.procs = 2});
+        {.procs = 1});
     EXPECT_EQ(got, 2);
   }
 }
