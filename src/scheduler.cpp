@@ -401,9 +401,7 @@ void goroutine_main(bctx::transfer_t t) {
   goexit(g);
 }
 
-EhState* thread_eh_state() noexcept {
-  return reinterpret_cast<EhState*>(abi::__cxa_get_globals());
-}
+EhState* thread_eh_state() noexcept { return reinterpret_cast<EhState*>(abi::__cxa_get_globals()); }
 
 void execute(P* p, G* g) {
   p->current = g;
