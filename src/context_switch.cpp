@@ -8,14 +8,16 @@
 namespace goro::detail {
 
 void make_context(ExecContext& ctx, void* stack_lo, std::size_t size,
-                  void (*entry)(bctx::transfer_t)) noexcept {
+                  void (*entry)(bctx::transfer_t), void* tsan_fiber) noexcept {
   char* top = static_cast<char*>(stack_lo) + size;
   ctx.fctx = bctx::make_fcontext(top, size, entry);
   ctx.stack_lo = stack_lo;
   ctx.stack_size = size;
   ctx.asan_fake_stack = nullptr;
 #if GORO_TSAN
-  ctx.tsan_fiber = __tsan_create_fiber(0);
+  ctx.tsan_fiber = tsan_fiber != nullptr ? tsan_fiber : __tsan_create_fiber(0);
+#else
+  (void)tsan_fiber;
 #endif
 }
 

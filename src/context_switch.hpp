@@ -63,9 +63,10 @@ inline void switch_context(ExecContext& from, ExecContext& to, bool exiting = fa
   finish_switch_self(t, from);
 }
 
-// Prepares `ctx` to start running entry(transfer) on [stack_lo, stack_lo + size).
+// Prepares `ctx` to start running entry(transfer) on [stack_lo, stack_lo + size). Under TSan
+// it reuses `tsan_fiber` when given (creating a TSan fiber is costly), else creates one.
 void make_context(ExecContext& ctx, void* stack_lo, std::size_t size,
-                  void (*entry)(bctx::transfer_t)) noexcept;
+                  void (*entry)(bctx::transfer_t), void* tsan_fiber = nullptr) noexcept;
 // Describes the calling thread's own stack as a context (a worker's g0).
 void init_thread_context(ExecContext& ctx) noexcept;
 void destroy_context(ExecContext& ctx) noexcept;

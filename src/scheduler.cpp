@@ -476,7 +476,7 @@ void commit_goroutine(Runtime* rt, P* p, G* g, void (*entry)(void*), const void*
   g->id = rt->next_id.fetch_add(1, std::memory_order_relaxed);
   std::uintptr_t usable_top = reinterpret_cast<std::uintptr_t>(g->closure) & ~std::uintptr_t{15};
   make_context(g->ctx, g->stack.lo, usable_top - reinterpret_cast<std::uintptr_t>(g->stack.lo),
-               goroutine_main);
+               goroutine_main, g->stack.tsan_fiber);
   // ASan must see the whole mapping as this goroutine's stack.
   g->ctx.stack_size = g->stack.size;
   register_goroutine(rt, p, g);
@@ -651,8 +651,8 @@ void free_goroutine(P* p, G* g) noexcept {
     }
     if (g->all_next) g->all_next->all_prev = g->all_prev;
   }
-  destroy_context(g->ctx);
   Stack s = g->stack;
+  s.tsan_fiber = g->ctx.tsan_fiber;  // kept with the stack for the next goroutine (TSan)
   g->~G();
   rt->stacks.release(p->stacks, s);
   rt->live.fetch_sub(1, std::memory_order_relaxed);
@@ -719,7 +719,10 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
     }
     shard.head = nullptr;
   }
-  for (P* p : rt->ps) delete p;
+  for (P* p : rt->ps) {
+    rt->stacks.drain(p->stacks);
+    delete p;
+  }
   rt->ps.clear();
 
   bool fatal;

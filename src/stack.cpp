@@ -17,6 +17,9 @@
 #if GORO_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
+#if GORO_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 namespace goro::detail {
 
@@ -52,6 +55,11 @@ StackPool::StackPool(std::size_t stack_size)
 
 StackPool::~StackPool() {
   LockGuard guard(mu_);
+#if GORO_TSAN
+  for (Stack& s : free_) {
+    if (s.tsan_fiber) __tsan_destroy_fiber(s.tsan_fiber);
+  }
+#endif
   for (const Mapping& m : mappings_) munmap(m.addr, m.len);
   mappings_.clear();
   free_.clear();
@@ -133,6 +141,12 @@ void StackPool::release(StackCache& cache, Stack s) noexcept {
     }
     free_.push_back(t);
   }
+}
+
+void StackPool::drain(StackCache& cache) noexcept {
+  LockGuard guard(mu_);
+  for (Stack& s : cache.stacks) free_.push_back(s);
+  cache.stacks.clear();
 }
 
 // ---- overflow detection ----

@@ -39,6 +39,8 @@ struct Stack {
   // pages may be resident). Sampled, not exact: a deeper excursion between two switches
   // only means its pages stay resident while the stack is pooled.
   char* low_water = nullptr;
+  // Under TSan: the fiber of the last goroutine that ran here, reused by the next one.
+  void* tsan_fiber = nullptr;
 };
 
 struct StackCache {
@@ -56,6 +58,8 @@ class StackPool {
   // Throws std::bad_alloc when the kernel refuses more address space.
   Stack acquire(StackCache& cache);
   void release(StackCache& cache, Stack s) noexcept;
+  // Returns every stack of a worker's cache to the pool (a worker going away).
+  void drain(StackCache& cache) noexcept;
   // Checks the arena canary below s; false means an overflow has been detected.
   static bool canary_intact(const Stack& s) noexcept;
 

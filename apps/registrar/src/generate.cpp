@@ -46,7 +46,9 @@ Student make_student(std::uint64_t number, std::uint64_t r) {
   s.email += ".";
   for (const char* p = last; *p; ++p)
     if (*p != ' ') s.email.push_back(static_cast<char>(std::tolower(*p)));
-  s.email += "." + std::to_string(number) + "@example.edu";
+  s.email += '.';
+  s.email += std::to_string(number);
+  s.email += "@example.edu";
   return s;
 }
 

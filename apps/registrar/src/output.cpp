@@ -245,7 +245,11 @@ std::string format_courses(const std::vector<Course>& courses, OutputFormat form
       for (const Course& c : courses) {
         out += std::to_string(c.id) + ",";
         append_csv_field(out, c.name);
-        out += "," + std::to_string(c.capacity) + "," + std::to_string(c.registered) + "\n";
+        out += ',';
+        out += std::to_string(c.capacity);
+        out += ',';
+        out += std::to_string(c.registered);
+        out += '\n';
       }
       break;
     case OutputFormat::json:

@@ -1,0 +1,3 @@
+module goro.local/bench
+
+go 1.19
