@@ -605,4 +605,34 @@ TEST(Chan, NonDefaultConstructibleAndOveralignedElements) {
       {.procs = 2});
 }
 
+TEST(Chan, FullBufferThenBlockedSendersKeepFifoOrder) {
+  // A receiver takes the buffer's head and a parked sender's value joins the tail: order is
+  // buffer first, then the parked senders in arrival order. size() never exceeds capacity.
+  goro::run(
+      [] {
+        goro::Chan<int> ch(2);
+        ch.send(0);
+        ch.send(1);
+        goro::Chan<int> ready(3);
+        goro::WaitGroup wg;
+        for (int v = 2; v < 5; ++v) {
+          wg.go([&, v] {
+            ready.send(v);
+            ch.send(v);
+          });
+          EXPECT_EQ(ready.recv(), v);  // on one worker: the sender is parked after this
+        }
+        EXPECT_EQ(ch.size(), 2u);
+        EXPECT_EQ(ch.try_recv(), 0);
+        EXPECT_LE(ch.size(), 2u);
+        for (int v = 1; v < 5; ++v) {
+          EXPECT_EQ(ch.recv(), v);
+          EXPECT_LE(ch.size(), 2u);
+        }
+        wg.wait();
+        EXPECT_EQ(ch.size(), 0u);
+      },
+      {.procs = 1});
+}
+
 }  // namespace

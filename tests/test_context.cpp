@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "goro/goro.hpp"
 #include "test_util.hpp"
@@ -403,6 +405,48 @@ TEST(ErrGroup, NonStdExceptionIsRethrown) {
       EXPECT_EQ(v, 7);
     }
   });
+}
+
+TEST(Context, ConcurrentChildrenAndParentCancel) {
+  // Children are created and cancelled on several workers while the parent is cancelled.
+  // Once the parent's cancel() has returned, every child that exists is done.
+  goro::run(
+      [] {
+        auto [parent, cancel_parent] = goro::with_cancel(goro::Context::background());
+        std::atomic<bool> parent_cancelled{false};
+        std::atomic<int> not_done{0};
+        std::atomic<int> created{0};
+        goro::WaitGroup wg;
+        for (int g = 0; g < 8; ++g) {
+          wg.go([&, parent = parent] {
+            std::vector<goro::Context> kept;
+            std::vector<std::function<void()>> cancels;
+            for (int i = 0; !parent_cancelled || i < 50; ++i) {
+              auto [child, cancel] = i % 2 ? goro::with_cancel(parent)
+                                           : goro::with_timeout(parent, std::chrono::hours(1));
+              ++created;
+              if (i % 3 == 0) {
+                cancel();  // cancelled on its own, then dropped
+              } else {
+                kept.push_back(child);
+                cancels.push_back(cancel);
+              }
+              if (i % 16 == 0) goro::yield();
+            }
+            // The loop saw parent_cancelled, which is set after cancel_parent() returned.
+            for (const goro::Context& c : kept) {
+              if (!c.cancelled() || !is_done(c)) ++not_done;
+            }
+            for (auto& c : cancels) c();
+          });
+        }
+        EXPECT_TRUE(goro_test::eventually([&] { return created.load() > 400; }));
+        cancel_parent();
+        parent_cancelled = true;
+        wg.wait();
+        EXPECT_EQ(not_done.load(), 0);
+      },
+      {.procs = 2});
 }
 
 }  // namespace

@@ -13,11 +13,11 @@ using goro_test::scaled;
 // blocking() helpers ready goroutines through the global run queue; taking a single
 // goroutine from it once left the rest of the queue linked to it, so goroutines ran twice.
 TEST(Regression, BlockingCallsFeedingChannels) {
-  const int n = scaled(2000);
+  constexpr int n = scaled(2000);
   long sum = goro::run(
-      [n] {
+      [] {
         goro::Chan<int> in(1), out(1);
-        goro::go([in, n]() mutable {
+        goro::go([in]() mutable {
           for (int i = 0; i < n; ++i) in.send(goro::blocking([i] { return i; }));
           in.close();
         });
@@ -63,9 +63,9 @@ TEST(Regression, ParkedGoroutineKeepsItsChannelAlive) {
 // A goroutine that fills its worker's run queue by spawning yields, so the goroutines it
 // spawned run (and give their stacks back) before it goes on.
 TEST(Regression, SpawnLoopLetsChildrenRun) {
-  const int n = scaled(20000);
+  constexpr int n = scaled(20000);
   int max_alive = goro::run(
-      [n] {
+      [] {
         goro::WaitGroup wg;
         int max_alive = 0;
         for (int i = 0; i < n; ++i) {

@@ -516,4 +516,44 @@ TEST(Select, ManyCasesOnlyOneReady) {
   });
 }
 
+TEST(Select, LosingCasesStopWaiting) {
+  // A select woken through one channel no longer waits on the others: a later sender on
+  // another channel finds no receiver (its value is not swallowed by a stale case).
+  goro::run(
+      [] {
+        for (int round = 0; round < 200; ++round) {
+          goro::Chan<int> a;
+          goro::Chan<int> b;
+          goro::Chan<int> c;
+          goro::Chan<std::size_t> which(1);
+          goro::WaitGroup wg;
+          wg.go([a, b, c, which]() mutable {
+            which.send(goro::select(goro::on_recv(a), goro::on_recv(b), goro::on_recv(c)));
+          });
+          a.send(1);  // completes only once the select took it
+          EXPECT_EQ(which.recv(), 0u);
+          EXPECT_FALSE(b.try_send(2)) << "round " << round;
+          EXPECT_FALSE(c.try_send(3)) << "round " << round;
+          wg.wait();
+        }
+      },
+      {.procs = 2});
+}
+
+TEST(Select, LosingSendCasesDoNotDeliver) {
+  goro::run(
+      [] {
+        for (int round = 0; round < 200; ++round) {
+          goro::Chan<int> a;
+          goro::Chan<int> b;
+          goro::WaitGroup wg;
+          wg.go([a, b]() mutable { goro::select(goro::on_send(a, 1), goro::on_send(b, 2)); });
+          EXPECT_EQ(a.recv(), 1);
+          wg.wait();
+          EXPECT_EQ(b.try_recv(), std::nullopt) << "round " << round;
+        }
+      },
+      {.procs = 2});
+}
+
 }  // namespace

@@ -351,4 +351,36 @@ TEST(Time, PendingTimersDoNotKeepRunAlive) {
   EXPECT_LT(since(start), kGenerous);
 }
 
+TEST(Time, TimerChurnAcrossGoroutines) {
+  // Many short-lived timers created, stopped, reset and abandoned on several workers.
+  const int rounds = goro_test::scaled(300);
+  std::atomic<int> fired{0};
+  std::atomic<int> timed_out{0};
+  goro::run(
+      [&] {
+        goro::WaitGroup wg;
+        for (int g = 0; g < 8; ++g) {
+          wg.go([&, g] {
+            goro::Chan<int> never;
+            for (int i = 0; i < rounds; ++i) {
+              goro::Timer far(1h);
+              goro::Timer near(std::chrono::microseconds((i + g) % 200));
+              if (i % 3 == 0) {
+                EXPECT_TRUE(far.reset(2h));
+              }
+              EXPECT_TRUE(far.stop());
+              if (near.chan().recv()) ++fired;
+              if (goro::select(goro::on_recv(never), goro::on_recv(goro::after(100us))) == 1) {
+                ++timed_out;
+              }
+            }
+          });
+        }
+        wg.wait();
+      },
+      {.procs = 2});
+  EXPECT_EQ(fired.load(), 8 * rounds);
+  EXPECT_EQ(timed_out.load(), 8 * rounds);
+}
+
 }  // namespace

@@ -53,7 +53,7 @@ struct Deadlock : std::runtime_error {
 
 // Starts a runtime, runs `main` as goroutine 1 and returns its result when it returns.
 template <class F>
-auto run(F&& main, Options opts = {}) {
+decltype(auto) run(F&& main, Options opts = {}) {
   using R = std::invoke_result_t<F&>;
   detail::RunOptions ro{opts.procs, opts.stack_size, opts.on_fatal == OnFatal::raise};
   if constexpr (std::is_void_v<R>) {
@@ -85,7 +85,7 @@ auto run(F&& main, Options opts = {}) {
           c->out.emplace((*c->fn)());
         },
         &ctx);
-    return std::move(*ctx.out);
+    return R(std::move(*ctx.out));
   }
 }
 
@@ -104,7 +104,7 @@ void dump(std::ostream& out);  // every goroutine: id, state, wait reason, time 
 // Runs f on a helper OS thread and parks the calling goroutine until it returns (for
 // blocking system calls and libraries that block their thread). Rethrows f's exception.
 template <class F>
-auto blocking(F&& f) {
+decltype(auto) blocking(F&& f) {
   using R = std::invoke_result_t<F&>;
   if constexpr (std::is_void_v<R>) {
     detail::run_blocking([](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); },
@@ -132,7 +132,7 @@ auto blocking(F&& f) {
           c->out.emplace((*c->fn)());
         },
         &ctx);
-    return std::move(*ctx.out);
+    return R(std::move(*ctx.out));
   }
 }
 
