@@ -91,10 +91,43 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
   for (std::size_t i = active; i > 1; --i) {
     std::swap(poll.data[i - 1], poll.data[rand.below(static_cast<std::uint32_t>(i))]);
   }
-  std::copy(poll.data, poll.data + active, order.data);
-  std::sort(order.data, order.data + active, [cases](std::uint32_t a, std::uint32_t b) {
-    return std::less<ChanCore*>()(cases[a].core, cases[b].core);
-  });
+
+  // Fast path: try each case alone, in poll order, under its own lock. A case that is ready
+  // when tried completes exactly as a plain try_send/try_recv would, so this is one valid
+  // outcome of the atomic select (the cases tried before it were not ready when tried), and
+  // a select that finds work pays for one lock instead of all of them.
+  for (std::size_t k = 0; k < active; ++k) {
+    SelectCase& sc = cases[poll.data[k]];
+    Completion done;
+    bool fired = false;
+    sc.core->mu.lock();
+    if (sc.kind == CaseKind::recv) {
+      bool received = false;
+      fired = recv_locked(sc.core, sc.slot, &received, &done);
+      sc.received = received;
+      sc.core->mu.unlock();
+    } else {
+      bool closed = false;
+      fired = send_locked(sc.core, sc.slot, &closed, &done);
+      sc.core->mu.unlock();
+      if (closed) throw ClosedChannel("send on closed channel");
+    }
+    if (fired) {
+      done.finish(sc.core->ops, sc.slot);
+      return poll.data[k];
+    }
+  }
+  if (has_default) return n;
+
+  // Slow path: lock every channel (in address order), check again, then wait on all.
+  for (std::size_t k = 0; k < active; ++k) {
+    std::uint32_t v = poll.data[k];
+    std::size_t j = k;
+    for (; j > 0 && std::less<ChanCore*>()(cases[v].core, cases[order.data[j - 1]].core); --j) {
+      order.data[j] = order.data[j - 1];
+    }
+    order.data[j] = v;
+  }
   LockSet locks{cases, order.data, active};
 
   locks.lock_all();
@@ -118,10 +151,6 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
         return poll.data[k];
       }
     }
-  }
-  if (has_default) {
-    locks.unlock_all();
-    return n;
   }
 
   G* g = current_g();

@@ -43,13 +43,37 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default);
 
 struct NoCallback {};
 
+template <class ChanLike>
+ChanHandle handle_of(const ChanLike& c) {
+  ChanCore* core = c.core();
+  if (core) chan_ref(core);
+  return ChanHandle(core);
+}
+
+// A case refers to its channel without counting a reference when the channel is an lvalue
+// (it outlives the select statement), and owns the handle of a temporary (`after(d)`).
+struct CaseChan {
+  ChanHandle owned;
+  ChanCore* core;
+  template <class ChanLike>
+  static CaseChan borrow(const ChanLike& c) {
+    return {ChanHandle(), c.core()};
+  }
+  template <class ChanLike>
+  static CaseChan own(ChanLike&& c) {
+    CaseChan cc{handle_of(c), nullptr};
+    cc.core = cc.owned.get();
+    return cc;
+  }
+};
+
 template <class T, class F>
 struct RecvCase {
-  ChanHandle chan;
+  CaseChan chan;
   F fn;
   Slot<T> slot;
   SelectCase as_case() {
-    return {chan.get(), slot.raw(), chan.get() ? CaseKind::recv : CaseKind::nil};
+    return {chan.core, slot.raw(), chan.core ? CaseKind::recv : CaseKind::nil};
   }
   void fire(bool received) {
     std::optional<T> v = slot.take(received);
@@ -63,11 +87,11 @@ struct RecvCase {
 
 template <class T, class F>
 struct SendCase {
-  ChanHandle chan;
+  CaseChan chan;
   T value;
   F fn;
   SelectCase as_case() {
-    return {chan.get(), std::addressof(value), chan.get() ? CaseKind::send : CaseKind::nil};
+    return {chan.core, std::addressof(value), chan.core ? CaseKind::send : CaseKind::nil};
   }
   void fire(bool) {
     if constexpr (!std::is_same_v<F, NoCallback>) fn();
@@ -87,30 +111,39 @@ struct IsDefault : std::false_type {};
 template <class F>
 struct IsDefault<DefaultCase<F>> : std::true_type {};
 
-template <class ChanLike>
-ChanHandle handle_of(const ChanLike& c) {
-  ChanCore* core = c.core();
-  if (core) chan_ref(core);
-  return ChanHandle(core);
-}
-
 }  // namespace detail
 
 template <class T, class F = detail::NoCallback>
 detail::RecvCase<T, std::decay_t<F>> on_recv(const Chan<T>& ch, F&& fn = {}) {
-  return {detail::handle_of(ch), std::forward<F>(fn), {}};
+  return {detail::CaseChan::borrow(ch), std::forward<F>(fn), {}};
+}
+template <class T, class F = detail::NoCallback>
+detail::RecvCase<T, std::decay_t<F>> on_recv(Chan<T>&& ch, F&& fn = {}) {
+  return {detail::CaseChan::own(ch), std::forward<F>(fn), {}};
 }
 template <class T, class F = detail::NoCallback>
 detail::RecvCase<T, std::decay_t<F>> on_recv(const RecvChan<T>& ch, F&& fn = {}) {
-  return {detail::handle_of(ch), std::forward<F>(fn), {}};
+  return {detail::CaseChan::borrow(ch), std::forward<F>(fn), {}};
+}
+template <class T, class F = detail::NoCallback>
+detail::RecvCase<T, std::decay_t<F>> on_recv(RecvChan<T>&& ch, F&& fn = {}) {
+  return {detail::CaseChan::own(ch), std::forward<F>(fn), {}};
 }
 template <class T, class U, class F = detail::NoCallback>
 detail::SendCase<T, std::decay_t<F>> on_send(const Chan<T>& ch, U&& value, F&& fn = {}) {
-  return {detail::handle_of(ch), T(std::forward<U>(value)), std::forward<F>(fn)};
+  return {detail::CaseChan::borrow(ch), T(std::forward<U>(value)), std::forward<F>(fn)};
+}
+template <class T, class U, class F = detail::NoCallback>
+detail::SendCase<T, std::decay_t<F>> on_send(Chan<T>&& ch, U&& value, F&& fn = {}) {
+  return {detail::CaseChan::own(ch), T(std::forward<U>(value)), std::forward<F>(fn)};
 }
 template <class T, class U, class F = detail::NoCallback>
 detail::SendCase<T, std::decay_t<F>> on_send(const SendChan<T>& ch, U&& value, F&& fn = {}) {
-  return {detail::handle_of(ch), T(std::forward<U>(value)), std::forward<F>(fn)};
+  return {detail::CaseChan::borrow(ch), T(std::forward<U>(value)), std::forward<F>(fn)};
+}
+template <class T, class U, class F = detail::NoCallback>
+detail::SendCase<T, std::decay_t<F>> on_send(SendChan<T>&& ch, U&& value, F&& fn = {}) {
+  return {detail::CaseChan::own(ch), T(std::forward<U>(value)), std::forward<F>(fn)};
 }
 template <class F = detail::NoCallback>
 detail::DefaultCase<std::decay_t<F>> on_default(F&& fn = {}) {
