@@ -168,14 +168,15 @@ void write_dump(Runtime* rt, std::string& out) {
     const void* pc;
   };
   std::vector<Row> rows;
-  for (RegistryShard& shard : rt->registry) {
-    LockGuard guard(shard.mu);
-    for (G* g = shard.head; g != nullptr; g = g->all_next) {
-      rows.push_back({g->id, g->status.load(std::memory_order_relaxed),
-                      g->wait_reason.load(std::memory_order_relaxed),
-                      g->wait_since_ns.load(std::memory_order_relaxed), g->creator_pc});
-    }
-  }
+  rt->stacks.for_each_slot([&rows](char* lo, std::size_t size) {
+    G* g = goroutine_in_slot(lo, size);
+    if (g->live_magic.load(std::memory_order_acquire) != kLiveMagic) return;
+    Row r{g->id.load(std::memory_order_relaxed), g->status.load(std::memory_order_relaxed),
+          g->wait_reason.load(std::memory_order_relaxed),
+          g->wait_since_ns.load(std::memory_order_relaxed),
+          g->creator_pc.load(std::memory_order_relaxed)};
+    if (r.status != GStatus::dead) rows.push_back(r);
+  });
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
   std::map<const void*, std::string> sites;
   std::int64_t now = coarse_now_ns();

@@ -450,9 +450,8 @@ G* new_goroutine(P* p, std::size_t size, std::size_t align, void** closure) {
     rt->stacks.release(p->stacks, s);
     throw std::length_error("goro::go: the closure is too large for a goroutine stack");
   }
-  auto top = reinterpret_cast<std::uintptr_t>(s.lo + s.size - 16);  // the canary sits at top-8
-  std::uintptr_t g_at = (top - sizeof(G)) & ~std::uintptr_t{63};
-  G* g = ::new (reinterpret_cast<void*>(g_at)) G();
+  G* g = ::new (static_cast<void*>(goroutine_in_slot(s.lo, s.size))) G();
+  std::uintptr_t g_at = reinterpret_cast<std::uintptr_t>(g);
   g->stack = s;
   std::uintptr_t a = std::max<std::size_t>(align, 16);
   std::uintptr_t c_at = (g_at - size) & ~(a - 1);
@@ -461,26 +460,17 @@ G* new_goroutine(P* p, std::size_t size, std::size_t align, void** closure) {
   return g;
 }
 
-void register_goroutine(Runtime* rt, P* p, G* g) {
-  g->shard = static_cast<std::uint32_t>(p->index);
-  RegistryShard& shard = rt->registry[g->shard];
-  LockGuard guard(shard.mu);
-  g->all_next = shard.head;
-  if (shard.head) shard.head->all_prev = g;
-  shard.head = g;
-}
-
-void commit_goroutine(Runtime* rt, P* p, G* g, void (*entry)(void*), const void* pc) {
+void commit_goroutine(Runtime* rt, G* g, void (*entry)(void*), const void* pc) {
   g->entry = entry;
-  g->creator_pc = pc;
-  g->id = rt->next_id.fetch_add(1, std::memory_order_relaxed);
+  g->creator_pc.store(pc, std::memory_order_relaxed);
+  g->id.store(rt->next_id.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
   std::uintptr_t usable_top = reinterpret_cast<std::uintptr_t>(g->closure) & ~std::uintptr_t{15};
   make_context(g->ctx, g->stack.lo, usable_top - reinterpret_cast<std::uintptr_t>(g->stack.lo),
                goroutine_main, g->stack.tsan_fiber);
   // ASan must see the whole mapping as this goroutine's stack.
   g->ctx.stack_size = g->stack.size;
-  register_goroutine(rt, p, g);
   rt->live.fetch_add(1, std::memory_order_relaxed);
+  g->live_magic.store(kLiveMagic, std::memory_order_release);
   g->status.store(GStatus::runnable, std::memory_order_relaxed);
 }
 
@@ -554,8 +544,7 @@ G* current_g_for_signal() noexcept { return tl_g; }
 Runtime* current_runtime() noexcept { return g_runtime.load(std::memory_order_acquire); }
 std::int64_t monotonic_ns() noexcept { return now_ns(); }
 
-Runtime::Runtime(int procs, std::size_t stack_size)
-    : nprocs(procs), stacks(stack_size), registry(static_cast<std::size_t>(procs)) {}
+Runtime::Runtime(int procs, std::size_t stack_size) : nprocs(procs), stacks(stack_size) {}
 
 void require_goroutine(const char* op) {
   if (current_g() == nullptr) {
@@ -623,7 +612,7 @@ G* spawn_reserve(std::size_t size, std::size_t align, void** closure) {
 void spawn_commit(G* g, void (*entry)(void*), const void* creator_pc) noexcept {
   P* p = current_p();
   Runtime* rt = p->rt;
-  commit_goroutine(rt, p, g, entry, creator_pc);
+  commit_goroutine(rt, g, entry, creator_pc);
   runq_put(p, g, true);
   wakep(rt);
   // A spawner that fills its worker's queue yields, so the goroutines it made can run and
@@ -641,16 +630,7 @@ void spawn_abort(G* g) noexcept {
 
 void free_goroutine(P* p, G* g) noexcept {
   Runtime* rt = p->rt;
-  {
-    RegistryShard& shard = rt->registry[g->shard];
-    LockGuard guard(shard.mu);
-    if (g->all_prev) {
-      g->all_prev->all_next = g->all_next;
-    } else {
-      shard.head = g->all_next;
-    }
-    if (g->all_next) g->all_next->all_prev = g->all_prev;
-  }
+  g->live_magic.store(0, std::memory_order_release);
   Stack s = g->stack;
   s.tsan_fiber = g->ctx.tsan_fiber;  // kept with the stack for the next goroutine (TSan)
   g->~G();
@@ -700,7 +680,7 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   void* where = nullptr;
   G* main_g = new_goroutine(p0, sizeof(MainClosure), alignof(MainClosure), &where);
   ::new (where) MainClosure{main_fn, arg};
-  commit_goroutine(rt.get(), p0, main_g, &closure_entry<MainClosure>, __builtin_return_address(0));
+  commit_goroutine(rt.get(), main_g, &closure_entry<MainClosure>, __builtin_return_address(0));
   runq_put(p0, main_g, false);
 
   g_runtime.store(rt.get(), std::memory_order_release);
@@ -711,14 +691,13 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   // Teardown: nothing of this run keeps running; abandoned goroutines are released.
   stop_blocking_pool();
   clear_timers();
-  for (RegistryShard& shard : rt->registry) {
-    LockGuard guard(shard.mu);
-    for (G* g = shard.head; g != nullptr; g = g->all_next) {
-      detach_chan_waiters(g);
-      destroy_context(g->ctx);
-    }
-    shard.head = nullptr;
-  }
+  rt->stacks.for_each_slot([](char* lo, std::size_t size) {
+    G* g = goroutine_in_slot(lo, size);
+    if (g->live_magic.load(std::memory_order_acquire) != kLiveMagic) return;
+    detach_chan_waiters(g);
+    destroy_context(g->ctx);
+    g->live_magic.store(0, std::memory_order_relaxed);
+  });
   for (P* p : rt->ps) {
     rt->stacks.drain(p->stacks);
     delete p;
@@ -761,7 +740,7 @@ void yield() {
 
 std::uint64_t goroutine_id() {
   detail::G* g = detail::current_g();
-  return g ? g->id : 0;
+  return g ? g->id.load(std::memory_order_relaxed) : 0;
 }
 
 std::size_t num_goroutines() {

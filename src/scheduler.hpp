@@ -3,7 +3,7 @@
 //
 // Lock order (outermost first):
 //   channel locks (in address order, select) > sync-object locks > Runtime::sched_mu
-//   > StackPool::mu_ > registry shard locks > TimerHeap::mu_
+//   > StackPool::mu_ > TimerHeap::mu_
 // ready() may be called with channel or sync locks held; it takes sched_mu only when it
 // must (global queue, idle list). A goroutine never holds any of these across a switch:
 // park() hands the lock it holds to the scheduler context, which releases it.
@@ -41,20 +41,20 @@ struct EhState {
 // stack touched and nothing else.
 struct G {
   ExecContext ctx;
-  std::uint64_t id = 0;
+  std::atomic<std::uint64_t> id{0};  // atomic: a dump may read a slot being reused
   Stack stack;
   void (*entry)(void*) = nullptr;
   void* closure = nullptr;
-  const void* creator_pc = nullptr;
+  std::atomic<const void*> creator_pc{nullptr};
   std::atomic<GStatus> status{GStatus::runnable};
   // Read by dumps from other threads, hence atomics (relaxed: a dump is a snapshot).
   std::atomic<WaitReason> wait_reason{WaitReason::none};
   std::atomic<std::int64_t> wait_since_ns{0};
   G* sched_next = nullptr;  // global run queue link (under sched_mu)
-  // Registry (for dumps and for releasing abandoned goroutines at the end of run).
-  G* all_prev = nullptr;
-  G* all_next = nullptr;
-  std::uint32_t shard = 0;
+  // kLiveMagic from commit to exit. There is no registry list: the dump and the end of run
+  // find goroutines by walking every stack slot of the pool and reading this word (a slot
+  // never used reads 0), so spawning and exiting take no shared lock.
+  std::atomic<std::uint32_t> live_magic{0};
   // Channel waiters this goroutine is parked on (its stack), for detaching abandoned ones.
   ChanWaiter* chan_waiters = nullptr;
   std::uint32_t chan_waiter_count = 0;
@@ -105,10 +105,13 @@ struct alignas(64) P {
   void* altstack = nullptr;
 };
 
-struct RegistryShard {
-  Lock mu;
-  G* head GORO_GUARDED_BY(mu) = nullptr;
-};
+inline constexpr std::uint32_t kLiveMagic = 0x60A071FE;
+
+// Where the G of a stack slot lives: just below the canary word at the top, 64-aligned.
+inline G* goroutine_in_slot(char* lo, std::size_t size) noexcept {
+  auto top = reinterpret_cast<std::uintptr_t>(lo + size - 16);
+  return reinterpret_cast<G*>((top - sizeof(G)) & ~std::uintptr_t{63});
+}
 
 struct Runtime {
   int nprocs = 1;
@@ -130,8 +133,6 @@ struct Runtime {
   std::atomic<std::int64_t> nblocking{0};        // goroutines inside blocking()
   std::atomic<std::int64_t> niowait{0};          // goroutines parked on the netpoller (future)
   std::atomic<std::int64_t> last_foreign_ns{0};  // last channel op from a non-worker thread
-
-  std::vector<RegistryShard> registry;
 
   Lock fatal_mu;
   bool fatal GORO_GUARDED_BY(fatal_mu) = false;

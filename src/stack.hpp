@@ -60,6 +60,16 @@ class StackPool {
   void release(StackCache& cache, Stack s) noexcept;
   // Returns every stack of a worker's cache to the pool (a worker going away).
   void drain(StackCache& cache) noexcept;
+  // Calls fn(lo, size) for every stack slot ever handed out or carved, in use or not.
+  template <class F>
+  void for_each_slot(F&& fn) {
+    LockGuard guard(mu_);
+    for (const Mapping& m : mappings_) {
+      std::size_t slots = (m.len - page_) / stack_size_;
+      for (std::size_t i = 0; i < slots; ++i)
+        fn(static_cast<char*>(m.addr) + page_ + i * stack_size_, stack_size_);
+    }
+  }
   // Checks the arena canary below s; false means an overflow has been detected.
   static bool canary_intact(const Stack& s) noexcept;
 
