@@ -27,7 +27,7 @@ void unlock_chan(void* c) GORO_NO_TSA { static_cast<ChanCore*>(c)->mu.unlock(); 
 }
 
 void destroy_chan(ChanCore* c) GORO_NO_TSA {
-  for (std::size_t i = 0; i < c->count; ++i) c->ops->destroy(c->at((c->head + i) % c->cap));
+  for (std::size_t i = 0; i < c->count; ++i) destroy_elem(c->ops, c->at((c->head + i) % c->cap));
   if (c->buf) {
     ::operator delete (c->buf, std::align_val_t{std::max<std::size_t>(c->ops->align, 16)});
   }
@@ -45,9 +45,9 @@ bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) {
     }
     // Full buffer: take its head, put the sender's value at the tail (the same slot).
     void* head = c->at(c->head);
-    c->ops->move_construct(out, head);
-    c->ops->destroy(head);
-    c->ops->move_construct(head, sender->slot);
+    move_elem(c->ops, out, head);
+    destroy_elem(c->ops, head);
+    move_elem(c->ops, head, sender->slot);
     c->head = (c->head + 1) % c->cap;
     sender->success = true;
     done->wake = sender->g;
@@ -55,8 +55,8 @@ bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) {
   }
   if (c->count > 0) {
     void* head = c->at(c->head);
-    c->ops->move_construct(out, head);
-    c->ops->destroy(head);
+    move_elem(c->ops, out, head);
+    destroy_elem(c->ops, head);
     c->head = (c->head + 1) % c->cap;
     --c->count;
     *received = true;
@@ -80,7 +80,7 @@ bool send_locked(ChanCore* c, void* value, bool* closed, Completion* done) {
     return true;
   }
   if (c->count < c->cap) {
-    c->ops->move_construct(c->at((c->head + c->count) % c->cap), value);
+    move_elem(c->ops, c->at((c->head + c->count) % c->cap), value);
     ++c->count;
     return true;
   }

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstring>
 
 #include "goro/chan.hpp"
 #include "goro/detail/lock.hpp"
@@ -95,6 +96,18 @@ struct ChanCore {
   void* at(std::size_t index) const noexcept { return buf + index * ops->size; }
 };
 
+// Element moves without an indirect call for trivially copyable types (ints, pointers, PODs).
+inline void move_elem(const ElemOps* ops, void* dst, void* src) noexcept {
+  if (ops->trivial) {
+    std::memcpy(dst, src, ops->size);
+  } else {
+    ops->move_construct(dst, src);
+  }
+}
+inline void destroy_elem(const ElemOps* ops, void* p) noexcept {
+  if (!ops->trivial) ops->destroy(p);
+}
+
 // What an operation on a locked channel leaves to do once the lock is released.
 struct Completion {
   ChanWaiter* move_to = nullptr;    // a parked receiver: move our value into it, ready it
@@ -102,11 +115,11 @@ struct Completion {
   G* wake = nullptr;                // a parked sender whose value went into the buffer
   void finish(const ElemOps* ops, void* ours) noexcept {
     if (move_to) {
-      ops->move_construct(move_to->slot, ours);
+      move_elem(ops, move_to->slot, ours);
       move_to->success = true;
       ready(move_to->g);
     } else if (move_from) {
-      ops->move_construct(ours, move_from->slot);
+      move_elem(ops, ours, move_from->slot);
       move_from->success = true;
       ready(move_from->g);
     } else if (wake) {

@@ -547,7 +547,7 @@ std::int64_t monotonic_ns() noexcept { return now_ns(); }
 Runtime::Runtime(int procs, std::size_t stack_size) : nprocs(procs), stacks(stack_size) {}
 
 void require_goroutine(const char* op) {
-  if (current_g() == nullptr) {
+  if (tl_g == nullptr) {  // this function is itself out of line: the TLS read is safe
     throw std::logic_error(std::string("goro: ") + op +
                            " called outside goro::run (it may park, so it needs a goroutine)");
   }

@@ -41,13 +41,14 @@ struct ElemOps {
   std::size_t align;
   void (*move_construct)(void* dst, void* src) noexcept;  // placement-new T(std::move(*src))
   void (*destroy)(void* p) noexcept;
+  bool trivial;  // trivially copyable: move is memcpy, destroy is nothing
 };
 
 template <class T>
 inline constexpr ElemOps elem_ops_for{
     sizeof(T), alignof(T),
     [](void* dst, void* src) noexcept { ::new (dst) T(std::move(*static_cast<T*>(src))); },
-    [](void* p) noexcept { static_cast<T*>(p)->~T(); }};
+    [](void* p) noexcept { static_cast<T*>(p)->~T(); }, std::is_trivially_copyable_v<T>};
 
 ChanCore* chan_make(const ElemOps* ops, std::size_t capacity);
 void chan_ref(ChanCore* c) noexcept;
