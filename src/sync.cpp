@@ -70,15 +70,6 @@ void WaitGroup::wait() {
 
 // ---- Mutex ----
 
-void Mutex::lock() {
-  std::uint32_t expected = 0;
-  if (state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
-    return;
-  }
-  lock_slow();
-}
-
 bool Mutex::try_lock() {
   std::uint32_t state = state_.load(std::memory_order_relaxed);
   if (state & kLocked) return false;
@@ -92,15 +83,18 @@ void Mutex::lock_slow() {
   w.g = detail::current_g();
   bool requeue = false;
   for (;;) {
-    // A short spin: the holder is often about to unlock on another worker.
-    for (int i = 0; i < 32; ++i) {
+    // A short spin with exponential backoff: the holder is often about to unlock on another
+    // worker, and fewer attempts mean less cache-line ping-pong.
+    int pause = 4;
+    for (int i = 0; i < 10; ++i) {
       std::uint32_t state = state_.load(std::memory_order_relaxed);
       if (!(state & kLocked) &&
           state_.compare_exchange_weak(state, state | kLocked, std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
         return;
       }
-      detail::cpu_relax();
+      for (int k = 0; k < pause; ++k) detail::cpu_relax();
+      if (pause < 128) pause *= 2;
     }
     mu_.lock();
     std::uint32_t state = state_.load(std::memory_order_relaxed);
@@ -131,17 +125,8 @@ void Mutex::lock_slow() {
   }
 }
 
-void Mutex::unlock() {
-  std::uint32_t expected = kLocked;
-  if (state_.compare_exchange_strong(expected, 0, std::memory_order_release,
-                                     std::memory_order_relaxed)) {
-    return;
-  }
-  if (!(expected & kLocked)) throw std::logic_error("sync: unlock of unlocked mutex");
-  unlock_slow();
-}
-
-void Mutex::unlock_slow() {
+void Mutex::unlock_slow(std::uint32_t state) {
+  if (!(state & kLocked)) throw std::logic_error("sync: unlock of unlocked mutex");
   detail::Waiter* w;
   {
     detail::LockGuard guard(mu_);

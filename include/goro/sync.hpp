@@ -68,14 +68,26 @@ class Mutex {
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  void lock();
+  void lock() {
+    std::uint32_t expected = 0;
+    if (!state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+      lock_slow();
+    }
+  }
   bool try_lock();
   // Throws std::logic_error("sync: unlock of unlocked mutex").
-  void unlock();
+  void unlock() {
+    std::uint32_t expected = kLocked;
+    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+      unlock_slow(expected);
+    }
+  }
 
  private:
   void lock_slow();
-  void unlock_slow();
+  void unlock_slow(std::uint32_t state);
   static constexpr std::uint32_t kLocked = 1;
   static constexpr std::uint32_t kWaiters = 2;  // waiters_ is not empty
   std::atomic<std::uint32_t> state_{0};
