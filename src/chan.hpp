@@ -37,38 +37,21 @@ struct ChanWaiter {
   std::uint32_t case_index = 0;
 };
 
+// A channel's queue of parked senders or receivers; keeps each waiter's `enqueued` flag.
 struct ChanQueue {
-  ChanWaiter* head = nullptr;
-  ChanWaiter* tail = nullptr;
+  IntrusiveFifo<ChanWaiter> fifo;
   void push_back(ChanWaiter* w) noexcept {
-    w->next = nullptr;
-    w->prev = tail;
-    if (tail) {
-      tail->next = w;
-    } else {
-      head = w;
-    }
-    tail = w;
+    fifo.push_back(w);
     w->enqueued = true;
   }
   void remove(ChanWaiter* w) noexcept {
-    if (w->prev) {
-      w->prev->next = w->next;
-    } else {
-      head = w->next;
-    }
-    if (w->next) {
-      w->next->prev = w->prev;
-    } else {
-      tail = w->prev;
-    }
-    w->next = w->prev = nullptr;
+    fifo.remove(w);
     w->enqueued = false;
   }
   // The first waiter that can still be woken (a select whose select_done another waker
   // won is dropped on the way).
   ChanWaiter* dequeue() noexcept {
-    while (ChanWaiter* w = head) {
+    while (ChanWaiter* w = fifo.head) {
       remove(w);
       if (!w->is_select) return w;
       std::uint32_t expected = 0;

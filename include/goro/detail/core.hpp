@@ -61,12 +61,14 @@ struct Waiter {
   bool parked = false;        // the goroutine committed to parking (Cond)
 };
 
-// Intrusive doubly-linked FIFO; guarded by the owner's lock.
-struct WaitQueue {
-  Waiter* head = nullptr;
-  Waiter* tail = nullptr;
+// Intrusive doubly-linked FIFO of nodes with next/prev links (on the parked goroutines'
+// stacks); guarded by the owner's lock. Used for sync waiters and channel waiters.
+template <class Node>
+struct IntrusiveFifo {
+  Node* head = nullptr;
+  Node* tail = nullptr;
   bool empty() const noexcept { return head == nullptr; }
-  void push_back(Waiter* w) noexcept {
+  void push_back(Node* w) noexcept {
     w->next = nullptr;
     w->prev = tail;
     if (tail) {
@@ -76,7 +78,7 @@ struct WaitQueue {
     }
     tail = w;
   }
-  void push_front(Waiter* w) noexcept {
+  void push_front(Node* w) noexcept {
     w->prev = nullptr;
     w->next = head;
     if (head) {
@@ -86,12 +88,12 @@ struct WaitQueue {
     }
     head = w;
   }
-  Waiter* pop_front() noexcept {
-    Waiter* w = head;
+  Node* pop_front() noexcept {
+    Node* w = head;
     if (w) remove(w);
     return w;
   }
-  void remove(Waiter* w) noexcept {
+  void remove(Node* w) noexcept {
     if (w->prev) {
       w->prev->next = w->next;
     } else {
@@ -105,6 +107,8 @@ struct WaitQueue {
     w->next = w->prev = nullptr;
   }
 };
+
+using WaitQueue = IntrusiveFifo<Waiter>;
 
 std::int64_t monotonic_ns() noexcept;
 
