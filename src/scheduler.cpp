@@ -104,11 +104,19 @@ void runq_put(P* p, G* g, bool next) {
 }
 
 G* runq_get(P* p) {
-  G* next = p->runnext.load(std::memory_order_relaxed);
-  if (next != nullptr &&
-      p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
-    return next;
+  // runnext wins (hand-offs stay hot), but not forever: two goroutines handing a value back
+  // and forth would otherwise starve the rest of the queue on this worker (Go bounds this
+  // with time-slice inheritance and preemption; we bound the streak).
+  if (p->runnext_streak < 64 || p->runq_head.load(std::memory_order_relaxed) ==
+                                    p->runq_tail.load(std::memory_order_relaxed)) {
+    G* next = p->runnext.load(std::memory_order_relaxed);
+    if (next != nullptr &&
+        p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
+      ++p->runnext_streak;
+      return next;
+    }
   }
+  p->runnext_streak = 0;
   for (;;) {
     std::uint32_t head = p->runq_head.load(std::memory_order_acquire);
     std::uint32_t tail = p->runq_tail.load(std::memory_order_relaxed);

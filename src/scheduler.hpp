@@ -88,6 +88,7 @@ struct alignas(64) P {
   std::atomic<G*> runnext{nullptr};
 
   std::uint32_t sched_tick = 0;
+  std::uint32_t runnext_streak = 0;  // consecutive runs taken from runnext
   FastRand rand;
 
   AfterSwitch after = AfterSwitch::none;

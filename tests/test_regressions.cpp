@@ -80,3 +80,35 @@ TEST(Regression, SpawnLoopLetsChildrenRun) {
 }
 
 }  // namespace
+
+namespace {
+
+// Two goroutines handing a value back and forth run each other through the worker's runnext
+// slot; without a bound on that streak the rest of the worker's queue (here: main) starved.
+TEST(Regression, HandOffPairDoesNotStarveItsWorker) {
+  bool finished = goro::run(
+      [] {
+        std::atomic<bool> stop{false};
+        goro::Chan<int> a;
+        goro::Chan<int> b;
+        goro::WaitGroup wg;
+        wg.go([&] {
+          while (!stop.load()) {
+            a.send(1);
+            b.recv();
+          }
+          a.close();
+        });
+        wg.go([&] {
+          while (a.recv()) b.send(1);
+        });
+        goro::yield();  // the pair now hands off through runnext; main waits in the queue
+        stop.store(true);
+        wg.wait();
+        return true;
+      },
+      {.procs = 1});
+  EXPECT_TRUE(finished);
+}
+
+}  // namespace
