@@ -44,8 +44,10 @@ namespace goro::detail {
 
 namespace {
 
-thread_local P* tl_p = nullptr;
-thread_local G* tl_g = nullptr;
+// initial-exec: goro is linked into executables (or preloaded libraries); the general-dynamic
+// model would call __tls_get_addr on every access.
+__attribute__((tls_model("initial-exec"))) thread_local P* tl_p = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local G* tl_g = nullptr;
 std::atomic<Runtime*> g_runtime{nullptr};
 std::mutex g_run_mu;  // runs are sequential
 
