@@ -13,7 +13,8 @@ rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 run() {
   local shown=() a
   for a in "$@"; do shown+=("$(printf '%q' "${a/#$bin/registrar}")"); done
