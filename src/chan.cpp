@@ -115,13 +115,14 @@ void chan_unref(ChanCore* c) noexcept {
 void chan_send(ChanCore* c, void* value) {
   require_goroutine("channel send");
   if (c == nullptr) park_forever(WaitReason::chan_send_nil);
+  const ElemOps* ops = c->ops;  // static: usable after unlock, when *c may be gone
   c->mu.lock();
   bool closed = false;
   Completion done;
   if (send_locked(c, value, &closed, &done)) {
     c->mu.unlock();
     if (closed) throw ClosedChannel("send on closed channel");
-    done.finish(c->ops, value);
+    done.finish(ops, value);
     return;
   }
   G* g = current_g();
@@ -144,12 +145,13 @@ void chan_send(ChanCore* c, void* value) {
 bool chan_recv(ChanCore* c, void* out) {
   require_goroutine("channel receive");
   if (c == nullptr) park_forever(WaitReason::chan_receive_nil);
+  const ElemOps* ops = c->ops;
   c->mu.lock();
   bool received = false;
   Completion done;
   if (recv_locked(c, out, &received, &done)) {
     c->mu.unlock();
-    done.finish(c->ops, out);
+    done.finish(ops, out);
     return received;
   }
   G* g = current_g();
@@ -171,26 +173,28 @@ bool chan_recv(ChanCore* c, void* out) {
 bool chan_try_send(ChanCore* c, void* value) {
   if (c == nullptr) return false;
   note_foreign_activity();
+  const ElemOps* ops = c->ops;
   c->mu.lock();
   bool closed = false;
   Completion done;
   bool ok = send_locked(c, value, &closed, &done);
   c->mu.unlock();
   if (closed) throw ClosedChannel("send on closed channel");
-  if (ok) done.finish(c->ops, value);
+  if (ok) done.finish(ops, value);
   return ok;
 }
 
 bool chan_try_recv(ChanCore* c, void* out) {
   if (c == nullptr) return false;
   note_foreign_activity();
+  const ElemOps* ops = c->ops;
   c->mu.lock();
   bool received = false;
   Completion done;
   bool ok = recv_locked(c, out, &received, &done);
   c->mu.unlock();
   if (!ok) return false;
-  done.finish(c->ops, out);
+  done.finish(ops, out);
   return received;
 }
 

@@ -9,6 +9,9 @@
 //    channel's lock changes either.
 //  - A select's waiters share the goroutine's select_done word: the first waker to CAS it
 //    from 0 to 1 owns the select; a waker that loses skips that waiter.
+//  - After releasing the lock, an operation never touches the ChanCore again (a goroutine
+//    may destroy the last handle the moment a transfer completes): it reads the (static)
+//    ElemOps first and completes the transfer through the dequeued waiter only.
 // Values move directly between the sender's and the receiver's stacks when one of them is
 // parked (no buffer round-trip), and the copy happens after the lock is released when the
 // peer waiter has already been dequeued (it belongs to the waker from then on).

@@ -98,6 +98,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
   // a select that finds work pays for one lock instead of all of them.
   for (std::size_t k = 0; k < active; ++k) {
     SelectCase& sc = cases[poll.data[k]];
+    const ElemOps* ops = sc.core->ops;  // static: usable after unlock
     Completion done;
     bool fired = false;
     sc.core->mu.lock();
@@ -113,7 +114,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
       if (closed) throw ClosedChannel("send on closed channel");
     }
     if (fired) {
-      done.finish(sc.core->ops, sc.slot);
+      done.finish(ops, sc.slot);
       return poll.data[k];
     }
   }
@@ -133,12 +134,13 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
   locks.lock_all();
   for (std::size_t k = 0; k < active; ++k) {
     SelectCase& sc = cases[poll.data[k]];
+    const ElemOps* ops = sc.core->ops;
     Completion done;
     if (sc.kind == CaseKind::recv) {
       bool received = false;
       if (recv_locked(sc.core, sc.slot, &received, &done)) {
         locks.unlock_all();
-        done.finish(sc.core->ops, sc.slot);
+        done.finish(ops, sc.slot);
         sc.received = received;
         return poll.data[k];
       }
@@ -147,7 +149,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
       if (send_locked(sc.core, sc.slot, &closed, &done)) {
         locks.unlock_all();
         if (closed) throw ClosedChannel("send on closed channel");
-        done.finish(sc.core->ops, sc.slot);
+        done.finish(ops, sc.slot);
         return poll.data[k];
       }
     }
