@@ -20,12 +20,6 @@ namespace {
 
 void unlock_chan(void* c) GORO_NO_TSA { static_cast<ChanCore*>(c)->mu.unlock(); }
 
-[[noreturn]] void park_forever(WaitReason reason) {
-  park(reason, nullptr, nullptr);
-  // A nil-channel wait is never woken; if the runtime stops, this goroutine is abandoned.
-  __builtin_trap();
-}
-
 void destroy_chan(ChanCore* c) GORO_NO_TSA {
   for (std::size_t i = 0; i < c->count; ++i) destroy_elem(c->ops, c->at((c->head + i) % c->cap));
   if (c->buf) {

@@ -50,10 +50,6 @@ const char* wait_reason_text(WaitReason r) noexcept {
       return "IO wait";
     case WaitReason::blocking_call:
       return "blocking call";
-    case WaitReason::sync_once:
-      return "sync.Once.Do";
-    case WaitReason::errgroup_limit:
-      return "errgroup limit";
   }
   return "waiting";
 }

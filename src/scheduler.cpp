@@ -577,6 +577,11 @@ void park(WaitReason reason, void (*unlock)(void*), void* arg) {
   g->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
 }
 
+void park_forever(WaitReason reason) {
+  park(reason, nullptr, nullptr);
+  __builtin_trap();  // never woken
+}
+
 void park_unlock(WaitReason reason, Lock& mu) GORO_NO_TSA {
   park(
       reason, [](void* m) GORO_NO_TSA { static_cast<Lock*>(m)->unlock(); }, &mu);

@@ -70,8 +70,7 @@ struct SmallArray {
 
 [[noreturn]] void select_forever() {
   require_goroutine("select");
-  park(WaitReason::select_no_cases, nullptr, nullptr);
-  __builtin_trap();  // never woken
+  park_forever(WaitReason::select_no_cases);
 }
 
 std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
@@ -84,8 +83,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
   }
   if (active == 0) {
     if (has_default) return n;
-    park(WaitReason::select, nullptr, nullptr);  // only nil channels: blocks forever
-    __builtin_trap();
+    park_forever(WaitReason::select);  // only nil channels
   }
   FastRand& rand = select_rand();
   for (std::size_t i = active; i > 1; --i) {

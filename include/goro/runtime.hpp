@@ -51,22 +51,21 @@ struct Deadlock : std::runtime_error {
   explicit Deadlock(const std::string& what) : std::runtime_error(what) {}
 };
 
-// Starts a runtime, runs `main` as goroutine 1 and returns its result when it returns.
-template <class F>
-decltype(auto) run(F&& main, Options opts = {}) {
+namespace detail {
+// Calls f through a type-erased runner (run_main, run_blocking: it calls fn(arg) once,
+// possibly on another stack or thread) and hands back f's result: a value, a reference
+// or nothing.
+template <class F, class Runner>
+decltype(auto) call_through(F& f, Runner runner) {
   using R = std::invoke_result_t<F&>;
-  detail::RunOptions ro{opts.procs, opts.stack_size, opts.on_fatal == OnFatal::raise};
   if constexpr (std::is_void_v<R>) {
-    detail::run_main(
-        ro, [](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); },
-        static_cast<void*>(std::addressof(main)));
+    runner([](void* p) { (*static_cast<F*>(p))(); }, static_cast<void*>(std::addressof(f)));
   } else if constexpr (std::is_reference_v<R>) {
     struct Ctx {
-      std::remove_reference_t<F>* fn;
+      F* fn;
       std::remove_reference_t<R>* out;
-    } ctx{std::addressof(main), nullptr};
-    detail::run_main(
-        ro,
+    } ctx{std::addressof(f), nullptr};
+    runner(
         [](void* p) {
           auto* c = static_cast<Ctx*>(p);
           c->out = std::addressof((*c->fn)());
@@ -75,11 +74,10 @@ decltype(auto) run(F&& main, Options opts = {}) {
     return static_cast<R>(*ctx.out);
   } else {
     struct Ctx {
-      std::remove_reference_t<F>* fn;
+      F* fn;
       std::optional<R> out;
-    } ctx{std::addressof(main), std::nullopt};
-    detail::run_main(
-        ro,
+    } ctx{std::addressof(f), std::nullopt};
+    runner(
         [](void* p) {
           auto* c = static_cast<Ctx*>(p);
           c->out.emplace((*c->fn)());
@@ -87,6 +85,15 @@ decltype(auto) run(F&& main, Options opts = {}) {
         &ctx);
     return R(std::move(*ctx.out));
   }
+}
+}  // namespace detail
+
+// Starts a runtime, runs `main` as goroutine 1 and returns its result when it returns.
+template <class F>
+decltype(auto) run(F&& main, Options opts = {}) {
+  detail::RunOptions ro{opts.procs, opts.stack_size, opts.on_fatal == OnFatal::raise};
+  return detail::call_through(
+      main, [&ro](void (*fn)(void*), void* arg) { detail::run_main(ro, fn, arg); });
 }
 
 // Spawns f(args...) as a new goroutine; args are decay-copied. Records the caller for dumps.
@@ -105,35 +112,8 @@ void dump(std::ostream& out);  // every goroutine: id, state, wait reason, time 
 // blocking system calls and libraries that block their thread). Rethrows f's exception.
 template <class F>
 decltype(auto) blocking(F&& f) {
-  using R = std::invoke_result_t<F&>;
-  if constexpr (std::is_void_v<R>) {
-    detail::run_blocking([](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); },
-                         static_cast<void*>(std::addressof(f)));
-  } else if constexpr (std::is_reference_v<R>) {
-    struct Ctx {
-      std::remove_reference_t<F>* fn;
-      std::remove_reference_t<R>* out;
-    } ctx{std::addressof(f), nullptr};
-    detail::run_blocking(
-        [](void* p) {
-          auto* c = static_cast<Ctx*>(p);
-          c->out = std::addressof((*c->fn)());
-        },
-        &ctx);
-    return static_cast<R>(*ctx.out);
-  } else {
-    struct Ctx {
-      std::remove_reference_t<F>* fn;
-      std::optional<R> out;
-    } ctx{std::addressof(f), std::nullopt};
-    detail::run_blocking(
-        [](void* p) {
-          auto* c = static_cast<Ctx*>(p);
-          c->out.emplace((*c->fn)());
-        },
-        &ctx);
-    return R(std::move(*ctx.out));
-  }
+  return detail::call_through(f,
+                              [](void (*fn)(void*), void* arg) { detail::run_blocking(fn, arg); });
 }
 
 }  // namespace goro

@@ -33,8 +33,6 @@ enum class WaitReason : std::uint8_t {
   sleep,
   io_wait,
   blocking_call,
-  sync_once,
-  errgroup_limit,
 };
 
 // The running goroutine, or nullptr on a thread that is not running one.
@@ -48,6 +46,9 @@ void require_goroutine(const char* op);
 void park(WaitReason reason, void (*unlock)(void* arg), void* arg);
 // Parks releasing `mu` (which the caller holds) once the goroutine is off its stack.
 void park_unlock(WaitReason reason, Lock& mu) GORO_RELEASE(mu);
+// Parks for good (a nil channel, an empty select): nothing can wake the goroutine; if the
+// runtime stops, it is abandoned like any other parked goroutine.
+[[noreturn]] void park_forever(WaitReason reason);
 // Makes a parked goroutine runnable. Callable from any thread.
 void ready(G* g) noexcept;
 
