@@ -5,8 +5,10 @@
 // stay for reuse. While a call is in flight, rt->nblocking > 0, so the deadlock detector
 // knows a wake-up can still come. The helper readies the goroutine before decrementing
 // nblocking, so there is no instant at which the goroutine is neither counted nor queued.
+// errno travels back: the caller sees the errno that f left on the helper thread.
 // At the end of run() the pool is stopped: calls still queued never start, calls running
 // are waited for (nothing of a run keeps running after run returns).
+#include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -25,6 +27,7 @@ struct BlockingCall {
   G* g;
   Runtime* rt;
   std::exception_ptr error;
+  int err_no = 0;  // errno as fn left it on the helper thread
 };
 
 class BlockingPool {
@@ -69,14 +72,20 @@ class BlockingPool {
       BlockingCall* call = queue_.front();
       queue_.pop_front();
       lock.unlock();
+      errno = call->err_no;  // as if f ran on the caller's thread
       try {
         call->fn(call->arg);
       } catch (...) {
         call->error = std::current_exception();
       }
+      call->err_no = errno;
       Runtime* rt = call->rt;
       ready(call->g);  // the goroutine (and *call, on its stack) may run from here on
-      rt->nblocking.fetch_sub(1, std::memory_order_seq_cst);
+      // Counted until after the ready(): there is no instant at which the goroutine is
+      // neither counted nor queued. The goroutine may have run and blocked again before
+      // this decrement, while the last idle worker saw nblocking > 0 and slept: if this was
+      // the last call, wake a worker to run the deadlock check again.
+      if (rt->nblocking.fetch_sub(1, std::memory_order_seq_cst) == 1) recheck_deadlock(rt);
       lock.lock();
     }
   }
@@ -98,11 +107,12 @@ BlockingPool& pool() {
 
 void run_blocking(void (*fn)(void*), void* arg) {
   require_goroutine("goro::blocking");
-  BlockingCall call{fn, arg, current_g(), current_runtime(), nullptr};
+  BlockingCall call{fn, arg, current_g(), current_runtime(), nullptr, errno};
   call.rt->nblocking.fetch_add(1, std::memory_order_seq_cst);
   park(
       WaitReason::blocking_call, [](void* c) { pool().submit(static_cast<BlockingCall*>(c)); },
       &call);
+  errno = call.err_no;  // a C call's error cause, as the caller would have seen it
   if (call.error) std::rethrow_exception(call.error);
 }
 

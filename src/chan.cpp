@@ -166,7 +166,7 @@ bool chan_recv(ChanCore* c, void* out) {
 
 bool chan_try_send(ChanCore* c, void* value) {
   if (c == nullptr) return false;
-  note_foreign_activity();
+  ForeignScope foreign;  // a foreign thread may reach parked goroutines' stacks
   const ElemOps* ops = c->ops;
   c->mu.lock();
   bool closed = false;
@@ -180,7 +180,7 @@ bool chan_try_send(ChanCore* c, void* value) {
 
 bool chan_try_recv(ChanCore* c, void* out) {
   if (c == nullptr) return false;
-  note_foreign_activity();
+  ForeignScope foreign;  // a foreign thread may reach parked goroutines' stacks
   const ElemOps* ops = c->ops;
   c->mu.lock();
   bool received = false;
@@ -194,7 +194,7 @@ bool chan_try_recv(ChanCore* c, void* out) {
 
 void chan_close(ChanCore* c) {
   if (c == nullptr) throw ClosedChannel("close of nil channel");
-  note_foreign_activity();
+  ForeignScope foreign;  // a foreign thread may reach parked goroutines' stacks
   ChanWaiter* woken = nullptr;
   {
     LockGuard guard(c->mu);

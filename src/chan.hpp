@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "goro/chan.hpp"
+#include "fifo.hpp"
 #include "goro/detail/lock.hpp"
 #include "scheduler.hpp"
 

@@ -24,9 +24,17 @@
 // npidle. Both use sequentially consistent operations, so at least one sees the other.
 //
 // Deadlock (Go's checkdead): a worker that is about to sleep while every worker is idle, no
-// timer is armed, no goroutine is in blocking() or I/O wait and no goroutine is queued
-// reports "all goroutines are asleep". Channel operations from foreign threads can wake
-// goroutines too, so after one is seen the verdict waits for a second of quiet.
+// timer is armed, no goroutine is in blocking() or I/O wait, no ForeignThread is registered
+// and no goroutine is queued reports "all goroutines are asleep". Whatever ends one of those
+// external conditions (a blocking() call returning, the last ForeignThread going away) wakes
+// an idle worker to run the check again, so the verdict is exact and never time-based.
+//
+// Lifetimes at the end of a run (run_main): the workers are joined, then g_runtime is
+// cleared (from then on ready() from any thread does nothing), the blocking pool is
+// stopped (its calls still running are waited for), abandoned goroutines are detached from
+// channels and the wait table, and then run() waits for foreign operations in flight
+// (ForeignScope) before it releases stacks and the Runtime. A foreign operation that
+// starts after the detach can no longer reach a goroutine's stack.
 #include "scheduler.hpp"
 
 #include <cxxabi.h>
@@ -39,6 +47,7 @@
 #include <string>
 
 #include "goro/runtime.hpp"
+#include "sema.hpp"
 
 namespace goro::detail {
 
@@ -50,9 +59,13 @@ __attribute__((tls_model("initial-exec"))) thread_local P* tl_p = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local G* tl_g = nullptr;
 std::atomic<Runtime*> g_runtime{nullptr};
 std::mutex g_run_mu;  // runs are sequential
+std::atomic<std::uint64_t> g_run_seq{0};
+// Foreign operations in flight (ForeignScope); the end of run waits for zero.
+std::atomic<std::int64_t> g_foreign_inflight{0};
+// The first fatal report (panic, deadlock) wins; later ones never print.
+std::atomic<bool> g_dying{false};
 
 constexpr std::int64_t kNever = INT64_MAX;
-constexpr std::int64_t kForeignQuietNs = 1'000'000'000;
 
 // ---- run queues ----
 
@@ -319,15 +332,11 @@ void go_idle(P* p) {
       timeout = std::max<std::int64_t>(0, next_timer - now);
     } else if (p->idle && rt->npidle.load(std::memory_order_seq_cst) == rt->nprocs &&
                rt->nblocking.load(std::memory_order_seq_cst) == 0 &&
-               rt->niowait.load(std::memory_order_seq_cst) == 0 && rt->gq_head == nullptr &&
+               rt->niowait.load(std::memory_order_seq_cst) == 0 &&
+               rt->nforeign.load(std::memory_order_seq_cst) == 0 && rt->gq_head == nullptr &&
                !rt->stopping.load(std::memory_order_relaxed) && timers_armed() == 0) {
-      std::int64_t foreign = rt->last_foreign_ns.load(std::memory_order_seq_cst);
-      if (foreign != 0 && now - foreign < kForeignQuietNs) {
-        timeout = foreign + kForeignQuietNs - now;
-      } else {
-        idle_remove(rt, p);
-        dead = true;
-      }
+      idle_remove(rt, p);
+      dead = true;
     }
   }
   if (dead) {
@@ -516,6 +525,9 @@ std::string describe(std::exception_ptr e) {
 }
 
 [[noreturn]] void die_with(Runtime* rt, const std::string& first_line) {
+  if (g_dying.exchange(true, std::memory_order_acq_rel)) {
+    for (;;) pause();  // another goroutine's fatal report is being written: exit comes from it
+  }
   std::string out = first_line + "\n\n";
   write_dump(rt, out);
   std::fflush(nullptr);
@@ -588,35 +600,41 @@ void park_unlock(WaitReason reason, Lock& mu) GORO_NO_TSA {
 }
 
 void ready(G* g) noexcept {
+  if (P* p = current_p()) {  // a worker: its runtime lives at least as long as it runs
+    g->status.store(GStatus::runnable, std::memory_order_relaxed);
+    runq_put(p, g, true);
+    wakep(p->rt);
+    return;
+  }
+  ForeignScope scope;
   Runtime* rt = current_runtime();
   if (rt == nullptr) return;  // the run is over: parked goroutines are never resumed
   g->status.store(GStatus::runnable, std::memory_order_relaxed);
-  P* p = current_p();
-  if (p != nullptr && p->rt == rt) {
-    runq_put(p, g, true);
-    wakep(rt);
-  } else {
-    global_put(rt, g);
-    wakep(rt);
-  }
+  global_put(rt, g);
+  wakep(rt);
 }
 
-void note_foreign_activity() noexcept {
-  if (current_p() != nullptr) return;
-  if (Runtime* rt = current_runtime()) {
-    rt->last_foreign_ns.store(now_ns(), std::memory_order_seq_cst);
-  }
+ForeignScope::ForeignScope() noexcept : active_(current_p() == nullptr) {
+  if (active_) g_foreign_inflight.fetch_add(1, std::memory_order_seq_cst);
 }
 
-void wake_for_timer() noexcept {
-  Runtime* rt = current_runtime();
-  if (rt == nullptr || rt->npidle.load(std::memory_order_seq_cst) == 0) return;
+ForeignScope::~ForeignScope() {
+  if (active_) g_foreign_inflight.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void recheck_deadlock(Runtime* rt) noexcept {
+  if (rt->npidle.load(std::memory_order_seq_cst) == 0) return;
   P* q;
   {
     LockGuard guard(rt->sched_mu);
     q = idle_pop(rt);
   }
   if (q != nullptr) wake_worker(q);
+}
+
+void wake_for_timer() noexcept {
+  ForeignScope scope;
+  if (Runtime* rt = current_runtime()) recheck_deadlock(rt);
 }
 
 G* spawn_reserve(std::size_t size, std::size_t align, void** closure) {
@@ -677,6 +695,7 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   const int nprocs = resolve_procs(opts.procs);
   auto rt = std::make_unique<Runtime>(nprocs, resolve_stack_size(opts.stack_size));
   rt->raise = opts.raise;
+  rt->run_seq = g_run_seq.fetch_add(1, std::memory_order_relaxed) + 1;
   for (int i = 0; i < nprocs; ++i) {
     P* p = new P();
     p->index = i;
@@ -701,7 +720,7 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   g_runtime.store(rt.get(), std::memory_order_release);
   for (P* p : rt->ps) p->thread = std::thread(worker_main, p);
   for (P* p : rt->ps) p->thread.join();
-  g_runtime.store(nullptr, std::memory_order_release);
+  g_runtime.store(nullptr, std::memory_order_seq_cst);
 
   // Teardown: nothing of this run keeps running; abandoned goroutines are released.
   stop_blocking_pool();
@@ -713,6 +732,10 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
     destroy_context(g->ctx);
     g->live_magic.store(0, std::memory_order_relaxed);
   });
+  sema_clear_all();
+  // Foreign operations that started before the detach may still write into a waiter's
+  // stack slot or read the runtime: let them finish before anything is unmapped.
+  while (g_foreign_inflight.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
   for (P* p : rt->ps) {
     rt->stacks.drain(p->stacks);
     delete p;
@@ -766,6 +789,39 @@ std::size_t num_goroutines() {
 int procs() {
   detail::Runtime* rt = detail::current_runtime();
   return rt ? rt->nprocs : 0;
+}
+
+ForeignThread::ForeignThread() {
+  detail::ForeignScope scope;
+  detail::Runtime* rt = detail::current_runtime();
+  if (rt == nullptr) {
+    throw std::logic_error("goro::ForeignThread: created outside goro::run");
+  }
+  rt->nforeign.fetch_add(1, std::memory_order_seq_cst);
+  run_seq_ = rt->run_seq;
+}
+
+ForeignThread::ForeignThread(ForeignThread&& other) noexcept
+    : run_seq_(std::exchange(other.run_seq_, 0)) {}
+
+ForeignThread& ForeignThread::operator=(ForeignThread&& other) noexcept {
+  if (this != &other) {
+    release();
+    run_seq_ = std::exchange(other.run_seq_, 0);
+  }
+  return *this;
+}
+
+ForeignThread::~ForeignThread() { release(); }
+
+void ForeignThread::release() noexcept {
+  if (run_seq_ == 0) return;
+  const std::uint64_t seq = std::exchange(run_seq_, 0);
+  detail::ForeignScope scope;
+  detail::Runtime* rt = detail::current_runtime();
+  if (rt == nullptr || rt->run_seq != seq) return;  // its run is over
+  // The last registration gone: goroutines it might have woken may now be deadlocked.
+  if (rt->nforeign.fetch_sub(1, std::memory_order_seq_cst) == 1) detail::recheck_deadlock(rt);
 }
 
 void dump(std::ostream& out) {

@@ -133,7 +133,8 @@ struct Runtime {
   std::atomic<std::int64_t> live{0};             // live goroutines
   std::atomic<std::int64_t> nblocking{0};        // goroutines inside blocking()
   std::atomic<std::int64_t> niowait{0};          // goroutines parked on the netpoller (future)
-  std::atomic<std::int64_t> last_foreign_ns{0};  // last channel op from a non-worker thread
+  std::atomic<std::int64_t> nforeign{0};         // live ForeignThread registrations
+  std::uint64_t run_seq = 0;                     // which run (ForeignThread outliving it)
 
   Lock fatal_mu;
   bool fatal GORO_GUARDED_BY(fatal_mu) = false;
@@ -172,8 +173,26 @@ void stop_blocking_pool() noexcept;
 
 // Channels (chan.cpp): detach an abandoned goroutine's waiters at the end of run.
 void detach_chan_waiters(G* g) noexcept;
-// Records that a non-worker thread touched a channel (deadlock detection must allow for it).
-void note_foreign_activity() noexcept;
+
+// A thread that is not a worker (a foreign thread, a blocking() helper) inside an operation
+// that may touch goroutine stacks or the runtime (a channel operation, ready()). The end of
+// run() waits until no such operation is in flight before it releases stacks and the
+// runtime, so a foreign try_send racing with the end of run never touches freed memory.
+// On a worker thread it does nothing (the worker itself keeps the runtime alive).
+class ForeignScope {
+ public:
+  ForeignScope() noexcept;
+  ~ForeignScope();
+  ForeignScope(const ForeignScope&) = delete;
+  ForeignScope& operator=(const ForeignScope&) = delete;
+
+ private:
+  bool active_;
+};
+
+// Wakes one idle worker so that it runs the deadlock check again (a blocking() call or the
+// last ForeignThread went away while every worker slept).
+void recheck_deadlock(Runtime* rt) noexcept;
 
 // Wakes an idle worker so that it re-reads the timer deadline (a new earliest timer).
 void wake_for_timer() noexcept;

@@ -5,7 +5,8 @@
 //      them by channel address (lock order; a channel that appears twice is locked once).
 //   2. Lock every channel, look for a ready case in poll order; run it (the same code as a
 //      plain send/receive: chan.hpp's send_locked/recv_locked) and unlock.
-//   3. None ready and a default: unlock, return the default.
+//   3. None ready and a default: unlock, return the default. (A lock-free look at the cases
+//      one by one may find work first, but "none ready" is only decided with all locked.)
 //   4. Otherwise enqueue one waiter per case, all pointing at this goroutine, whose
 //      select_done word decides who wins; park with "unlock every channel" as the unlock
 //      step. The first waker to CAS select_done 0 -> 1 owns the select, records its waiter
@@ -116,7 +117,10 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
       return poll.data[k];
     }
   }
-  if (has_default) return n;
+  // With one case the try above was atomic; with several, "none ready" must be decided with
+  // every channel locked (a case may have become ready after it was tried while another
+  // was drained), so a select with a default takes the locked path below too.
+  if (has_default && active == 1) return n;
 
   // Slow path: lock every channel (in address order), check again, then wait on all.
   for (std::size_t k = 0; k < active; ++k) {
@@ -151,6 +155,10 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
         return poll.data[k];
       }
     }
+  }
+  if (has_default) {
+    locks.unlock_all();
+    return n;
   }
 
   G* g = current_g();

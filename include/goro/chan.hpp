@@ -119,7 +119,8 @@ class ChanIterator {
   using difference_type = std::ptrdiff_t;
   struct Sentinel {};
 
-  explicit ChanIterator(detail::ChanCore* c) : core_(c) { advance(); }
+  // Holds its own handle: the loop body may reassign or destroy the variable it ranges over.
+  explicit ChanIterator(detail::ChanHandle h) : handle_(std::move(h)) { advance(); }
   T&& operator*() { return std::move(*value_); }
   ChanIterator& operator++() {
     advance();
@@ -132,9 +133,9 @@ class ChanIterator {
   void advance() {
     value_.reset();
     detail::Slot<T> slot;
-    value_ = slot.take(detail::chan_recv(core_, slot.raw()));
+    value_ = slot.take(detail::chan_recv(handle_.get(), slot.raw()));
   }
-  detail::ChanCore* core_;
+  detail::ChanHandle handle_;
   std::optional<T> value_;
 };
 
@@ -171,6 +172,11 @@ class ChanOps {
 template <class T>
 class Chan : public detail::ChanOps<T> {
   static_assert(std::is_move_constructible_v<T>, "goro::Chan<T> needs a move-constructible T");
+  // Values move between goroutines' stacks after the channel's lock is released, where a
+  // throwing move could neither be undone nor reported to both sides.
+  static_assert(std::is_nothrow_move_constructible_v<T>,
+                "goro::Chan<T> needs a T whose move constructor is noexcept (wrap the value "
+                "in std::unique_ptr, or mark its move constructor noexcept)");
   using Base = detail::ChanOps<T>;
 
  public:
@@ -192,7 +198,7 @@ class Chan : public detail::ChanOps<T> {
   std::optional<T> try_recv() { return this->do_try_recv(); }
   void close() { this->do_close(); }
 
-  ChanIterator<T> begin() { return ChanIterator<T>(this->core()); }
+  ChanIterator<T> begin() { return ChanIterator<T>(this->h_); }
   typename ChanIterator<T>::Sentinel end() { return {}; }
 
   friend bool operator==(const Chan& a, const Chan& b) noexcept { return a.core() == b.core(); }
@@ -235,7 +241,7 @@ class RecvChan : public detail::ChanOps<T> {
 
   std::optional<T> recv() { return this->do_recv(); }
   std::optional<T> try_recv() { return this->do_try_recv(); }
-  ChanIterator<T> begin() { return ChanIterator<T>(this->core()); }
+  ChanIterator<T> begin() { return ChanIterator<T>(this->h_); }
   typename ChanIterator<T>::Sentinel end() { return {}; }
   friend bool operator==(const RecvChan& a, const RecvChan& b) noexcept {
     return a.core() == b.core();

@@ -110,10 +110,34 @@ void dump(std::ostream& out);  // every goroutine: id, state, wait reason, time 
 
 // Runs f on a helper OS thread and parks the calling goroutine until it returns (for
 // blocking system calls and libraries that block their thread). Rethrows f's exception.
+// errno, after it returns, is what f left on the helper thread (a C call's error cause).
 template <class F>
 decltype(auto) blocking(F&& f) {
   return detail::call_through(f,
                               [](void (*fn)(void*), void* arg) { detail::run_blocking(fn, arg); });
 }
+
+// Registers a thread outside goro::run that will wake goroutines (try_send, try_recv,
+// close on their channels). While any registration of the running runtime is alive, every
+// goroutine being blocked is not reported as a deadlock (the thread may still wake one);
+// with none, deadlock detection is exact. Create it inside run, move it into the thread:
+//
+//   goro::Chan<int> ch(1);
+//   std::thread feeder([ch, reg = goro::ForeignThread()]() mutable {
+//     ch.try_send(42);  // reg dies with the lambda: from then on no wake-ups from here
+//   });
+//
+// A ForeignThread that outlives its run is harmless (its destructor does nothing then).
+class ForeignThread {
+ public:
+  ForeignThread();  // throws std::logic_error outside goro::run
+  ForeignThread(ForeignThread&& other) noexcept;
+  ForeignThread& operator=(ForeignThread&& other) noexcept;
+  ~ForeignThread();
+
+ private:
+  void release() noexcept;
+  std::uint64_t run_seq_ = 0;  // the run it belongs to; 0 once moved from or released
+};
 
 }  // namespace goro

@@ -32,22 +32,29 @@ class WaitGroup {
   WaitGroup(const WaitGroup&) = delete;
   WaitGroup& operator=(const WaitGroup&) = delete;
 
-  // Throws std::logic_error("sync: negative WaitGroup counter") below zero.
+  // Throws std::logic_error("sync: negative WaitGroup counter") below zero (and undoes the
+  // add: nothing is lost).
   void add(int delta = 1);
   void done() { add(-1); }
   void wait();
-  // add(1), then go(f then done()).
+  // add(1), then go(f then done()). A done() that takes the counter below zero is a panic
+  // of that goroutine, as in Go.
   template <class F>
   [[gnu::noinline]] void go(F&& f) {
     add(1);
     try {
       detail::spawn(__builtin_return_address(0),
                     [wg = this, fn = std::decay_t<F>(std::forward<F>(f))]() mutable {
-                      struct Done {
-                        WaitGroup* wg;
-                        ~Done() { wg->done(); }
-                      } done{wg};
-                      fn();
+                      try {
+                        fn();
+                      } catch (...) {
+                        try {
+                          wg->done();
+                        } catch (...) {
+                        }
+                        throw;
+                      }
+                      wg->done();  // may throw: a panic, reported like any other
                     });
     } catch (...) {
       add(-1);
@@ -56,10 +63,9 @@ class WaitGroup {
   }
 
  private:
-  // counter in the high 32 bits, parked waiters in the low 32 (as Go's state word).
+  // Counter in the high 32 bits, parked waiters in the low 32 (as Go's state word); the
+  // waiters themselves are in the runtime's address-keyed wait table.
   std::atomic<std::uint64_t> state_{0};
-  detail::Lock mu_;
-  detail::WaitQueue waiters_ GORO_GUARDED_BY(mu_);
 };
 
 class Mutex {
@@ -68,17 +74,24 @@ class Mutex {
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
+  // Parks until the lock is free. Throws std::logic_error outside goro::run.
   void lock() {
-    std::uint32_t expected = 0;
+    detail::require_goroutine("sync.Mutex.Lock");
+    std::uint64_t expected = 0;
     if (!state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
                                         std::memory_order_relaxed)) {
       lock_slow();
     }
   }
-  bool try_lock();
+  bool try_lock() {
+    std::uint64_t state = state_.load(std::memory_order_relaxed);
+    return !(state & kLocked) &&
+           state_.compare_exchange_strong(state, state | kLocked, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+  }
   // Throws std::logic_error("sync: unlock of unlocked mutex").
   void unlock() {
-    std::uint32_t expected = kLocked;
+    std::uint64_t expected = kLocked;
     if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
                                         std::memory_order_relaxed)) {
       unlock_slow(expected);
@@ -87,13 +100,10 @@ class Mutex {
 
  private:
   void lock_slow();
-  void unlock_slow(std::uint32_t state);
-  static constexpr std::uint32_t kLocked = 1;
-  static constexpr std::uint32_t kWaiters = 2;  // waiters_ is not empty
-  std::atomic<std::uint32_t> state_{0};
-  detail::Lock mu_;
-  detail::WaitQueue waiters_ GORO_GUARDED_BY(mu_);
-  bool starving_ GORO_GUARDED_BY(mu_) = false;
+  void unlock_slow(std::uint64_t state);
+  static constexpr std::uint64_t kLocked = 1;
+  static constexpr std::uint64_t kWaiters = 2;  // goroutines may be parked on this mutex
+  std::atomic<std::uint64_t> state_{0};
 };
 
 // Writers are not starved by a stream of readers: once a writer waits, new readers queue.
@@ -103,26 +113,25 @@ class RWMutex {
   RWMutex(const RWMutex&) = delete;
   RWMutex& operator=(const RWMutex&) = delete;
 
-  void lock();
+  void lock();  // throws std::logic_error outside goro::run
   bool try_lock();
-  void unlock();  // throws std::logic_error("sync: Unlock of unlocked RWMutex")
-  void lock_shared();
+  void unlock();       // throws std::logic_error("sync: Unlock of unlocked RWMutex")
+  void lock_shared();  // throws std::logic_error outside goro::run
   bool try_lock_shared();
   void unlock_shared();  // throws std::logic_error("sync: RUnlock of unlocked RWMutex")
 
  private:
-  detail::Lock mu_;
-  int readers_ GORO_GUARDED_BY(mu_) = 0;  // active readers
-  bool writer_ GORO_GUARDED_BY(mu_) = false;
-  detail::WaitQueue waiting_readers_ GORO_GUARDED_BY(mu_);
-  detail::WaitQueue waiting_writers_ GORO_GUARDED_BY(mu_);
+  // kWriter | kWritersWaiting | kReadersWaiting | active readers << kReaderShift.
+  std::atomic<std::uint64_t> state_{0};
 };
 
 class Once {
  public:
   // Runs f once; if f throws, the exception propagates and the Once stays un-done.
+  // Throws std::logic_error outside goro::run (it may park).
   template <class F>
   void call(F&& f) {
+    detail::require_goroutine("sync.Once.Do");
     if (done_.load(std::memory_order_acquire)) return;
     mu_.lock();
     struct Unlock {
@@ -146,15 +155,15 @@ class Cond {
   Cond(const Cond&) = delete;
   Cond& operator=(const Cond&) = delete;
 
-  // Unlocks the mutex, waits for signal/broadcast, locks it again.
+  // Unlocks the mutex, waits for signal/broadcast, locks it again. The mutex must be held:
+  // otherwise throws std::logic_error("sync: unlock of unlocked mutex") and the Cond is
+  // left as it was.
   void wait();
   void signal();  // wakes the longest waiter
   void broadcast();
 
  private:
-  Mutex& m_;
-  detail::Lock mu_;
-  detail::WaitQueue waiters_ GORO_GUARDED_BY(mu_);
+  Mutex& m_;  // the waiters are in the runtime's wait table, keyed by this Cond's address
 };
 
 }  // namespace goro

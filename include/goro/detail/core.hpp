@@ -52,64 +52,6 @@ void park_unlock(WaitReason reason, Lock& mu) GORO_RELEASE(mu);
 // Makes a parked goroutine runnable. Callable from any thread.
 void ready(G* g) noexcept;
 
-// A parked goroutine in a FIFO queue of a sync object. Lives on the parked goroutine's stack.
-struct Waiter {
-  G* g = nullptr;
-  Waiter* next = nullptr;
-  Waiter* prev = nullptr;
-  std::int64_t since_ns = 0;  // when it started waiting (Mutex starvation guard)
-  bool granted = false;       // the waker handed the resource over directly
-  bool parked = false;        // the goroutine committed to parking (Cond)
-};
-
-// Intrusive doubly-linked FIFO of nodes with next/prev links (on the parked goroutines'
-// stacks); guarded by the owner's lock. Used for sync waiters and channel waiters.
-template <class Node>
-struct IntrusiveFifo {
-  Node* head = nullptr;
-  Node* tail = nullptr;
-  bool empty() const noexcept { return head == nullptr; }
-  void push_back(Node* w) noexcept {
-    w->next = nullptr;
-    w->prev = tail;
-    if (tail) {
-      tail->next = w;
-    } else {
-      head = w;
-    }
-    tail = w;
-  }
-  void push_front(Node* w) noexcept {
-    w->prev = nullptr;
-    w->next = head;
-    if (head) {
-      head->prev = w;
-    } else {
-      tail = w;
-    }
-    head = w;
-  }
-  Node* pop_front() noexcept {
-    Node* w = head;
-    if (w) remove(w);
-    return w;
-  }
-  void remove(Node* w) noexcept {
-    if (w->prev) {
-      w->prev->next = w->next;
-    } else {
-      head = w->next;
-    }
-    if (w->next) {
-      w->next->prev = w->prev;
-    } else {
-      tail = w->prev;
-    }
-    w->next = w->prev = nullptr;
-  }
-};
-
-using WaitQueue = IntrusiveFifo<Waiter>;
 
 std::int64_t monotonic_ns() noexcept;
 

@@ -1,0 +1,81 @@
+// goro internal: the address-keyed wait table behind Mutex, RWMutex, WaitGroup and Cond
+// (Go's sema.go). A sync object is one word of state; the goroutines waiting on it sit in
+// the bucket its address hashes to, so the object itself holds no lock and no queue.
+//
+// Invariants and lifetimes:
+//  - A SemaWaiter lives on its parked goroutine's stack. It is in a bucket's queue iff
+//    `enqueued`; only the holder of that bucket's lock changes either.
+//  - A waker dequeues a waiter and sets `granted` under the bucket lock, releases the lock,
+//    then readies the goroutine. From the ready() on, the waiter record belongs to its
+//    goroutine again (it may return and pop its stack frame).
+//  - A sync object's state word may be freed by its owner the moment the operation that
+//    releases it has been published (a WaitGroup's counter reaching zero, a Mutex's
+//    unlock). Wakers therefore publish that state change while holding the bucket lock and
+//    afterwards touch only the bucket and the dequeued waiters, never the object. The key
+//    is an address used only for comparison, never dereferenced.
+//  - A waiter is never woken for another object that later reuses its address: an object
+//    cannot be freed while a goroutine is (legitimately) parked on it, and the zeroing of a
+//    WaitGroup happens under the bucket lock, before any waiter could return.
+//  - The table outlives every run; at the end of a run it is cleared (the abandoned
+//    goroutines' waiter records go with their stacks), so a global object's next run
+//    starts with no phantom waiters. A state word may still say "waiters present" then;
+//    every slow path recomputes that flag from the table under the bucket lock.
+//
+// Lock order: a bucket lock is taken with no other goro lock held, except that ready()
+// (run queues, sched_mu) may be called after it is released. Never two buckets at once.
+#pragma once
+
+#include <cstdint>
+
+#include "fifo.hpp"
+#include "goro/detail/core.hpp"
+#include "goro/detail/lock.hpp"
+
+namespace goro::detail {
+
+enum class SemaKind : std::uint8_t { any, reader, writer };
+
+struct SemaWaiter {
+  G* g = nullptr;
+  const void* key = nullptr;
+  SemaWaiter* next = nullptr;
+  SemaWaiter* prev = nullptr;
+  std::int64_t since_ns = 0;  // when it started waiting (Mutex starvation guard)
+  SemaKind kind = SemaKind::any;
+  bool granted = false;   // the waker handed the resource over (or signalled, for Cond)
+  bool parked = false;    // the goroutine committed to parking (Cond)
+  bool enqueued = false;  // in its bucket's queue
+};
+
+struct alignas(64) SemaBucket {
+  Lock mu;
+  IntrusiveFifo<SemaWaiter> queue GORO_GUARDED_BY(mu);
+
+  void push_back(SemaWaiter* w) GORO_REQUIRES(mu) {
+    queue.push_back(w);
+    w->enqueued = true;
+  }
+  void push_front(SemaWaiter* w) GORO_REQUIRES(mu) {
+    queue.push_front(w);
+    w->enqueued = true;
+  }
+  void remove(SemaWaiter* w) GORO_REQUIRES(mu) {
+    queue.remove(w);
+    w->enqueued = false;
+  }
+  // The longest waiter on key (of that kind, unless any), or nullptr. Waiters of other keys
+  // that share the bucket are skipped; usually the head matches.
+  SemaWaiter* first(const void* key, SemaKind kind = SemaKind::any) GORO_REQUIRES(mu);
+  SemaWaiter* next_of(SemaWaiter* after, const void* key, SemaKind kind = SemaKind::any)
+      GORO_REQUIRES(mu);
+};
+
+SemaBucket& sema_bucket(const void* key) noexcept;
+
+// Parks the calling goroutine, releasing b.mu once it is off its stack.
+void sema_park(WaitReason reason, SemaBucket& b) GORO_RELEASE(b.mu);
+
+// End of a run: forget every waiter (their goroutines were abandoned with their stacks).
+void sema_clear_all() noexcept;
+
+}  // namespace goro::detail
