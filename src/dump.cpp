@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "goro/runtime.hpp"
 #include "scheduler.hpp"
 
 namespace goro::detail {
@@ -118,6 +119,8 @@ std::string executable_path() {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
+}  // namespace
+
 std::string symbolise(const void* pc) {
   if (pc == nullptr) return "unknown";
   // pc is a return address: the call is the instruction before it.
@@ -143,6 +146,8 @@ std::string symbolise(const void* pc) {
   if (where.empty()) return "in " + function;
   return where + " in " + function;
 }
+
+namespace {
 
 std::string format_wait(std::int64_t since, std::int64_t now) {
   if (since == 0 || now <= since) return {};
@@ -202,3 +207,57 @@ void write_dump(Runtime* rt, std::string& out) {
 }
 
 }  // namespace goro::detail
+
+namespace goro {
+
+std::vector<GoroutineInfo> goroutines(bool with_creation_sites) {
+  std::vector<GoroutineInfo> out;
+  detail::Runtime* rt = detail::current_runtime();
+  if (rt == nullptr) return out;
+  struct Row {
+    std::uint64_t id;
+    detail::GStatus status;
+    detail::WaitReason reason;
+    std::int64_t since;
+    const void* pc;
+  };
+  std::vector<Row> rows;
+  rt->stacks.for_each_slot([&rows](char* lo, std::size_t size) {
+    detail::G* g = detail::goroutine_in_slot(lo, size);
+    if (g->live_magic.load(std::memory_order_acquire) != detail::kLiveMagic) return;
+    Row r{g->id.load(std::memory_order_relaxed), g->status.load(std::memory_order_relaxed),
+          g->wait_reason.load(std::memory_order_relaxed),
+          g->wait_since_ns.load(std::memory_order_relaxed),
+          g->creator_pc.load(std::memory_order_relaxed)};
+    if (r.status != detail::GStatus::dead) rows.push_back(r);
+  });
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
+  const std::int64_t now = detail::coarse_now_ns();
+  detail::G* self = detail::current_g();
+  std::map<const void*, std::string> sites;
+  for (const Row& r : rows) {
+    GoroutineInfo info;
+    info.id = r.id;
+    const bool me = self != nullptr && self->id.load(std::memory_order_relaxed) == r.id;
+    if (me || r.status == detail::GStatus::running) {
+      info.state = "running";
+    } else if (r.status == detail::GStatus::runnable) {
+      info.state = "runnable";
+    } else {
+      info.state = detail::wait_reason_text(r.reason);
+      if (r.since != 0 && now > r.since) info.waited = std::chrono::nanoseconds(now - r.since);
+    }
+    if (with_creation_sites) {
+      auto it = sites.find(r.pc);
+      if (it == sites.end()) {
+        it = sites.emplace(r.pc, r.id == 1 ? std::string("goro::run") : detail::symbolise(r.pc))
+                 .first;
+      }
+      info.created_at = it->second;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace goro

@@ -160,6 +160,8 @@ void fatal_deadlock(Runtime* rt) noexcept;
 
 // The dump (dump.cpp).
 void write_dump(Runtime* rt, std::string& out);
+// A creation site as the dump prints it ("file.cpp:42 in f"); slow (runs addr2line).
+std::string symbolise(const void* pc);
 const char* wait_reason_text(WaitReason r) noexcept;
 
 // Timers (timer.cpp), driven by the workers.

@@ -20,14 +20,17 @@
 // `thread_local` variables are per worker thread, not per goroutine.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "goro/detail/core.hpp"
 
@@ -107,6 +110,18 @@ std::uint64_t goroutine_id();  // 1 for the main goroutine; 0 outside goroutines
 std::size_t num_goroutines();  // live goroutines, main included
 int procs();                   // worker threads of the running runtime (0 outside run)
 void dump(std::ostream& out);  // every goroutine: id, state, wait reason, time waited, creator
+
+// One live goroutine, as the dump shows it.
+struct GoroutineInfo {
+  std::uint64_t id = 0;
+  std::string state;                    // "running", "runnable" or the wait reason
+  std::chrono::nanoseconds waited{0};   // time in that wait (coarse clock; 0 unless waiting)
+  std::string created_at;               // "file.cpp:42 in f"; only with_creation_sites
+};
+// A snapshot of the running runtime's goroutines, ordered by id (empty outside run). For
+// tests that assert nothing leaked, and for operators. Symbolising creation sites runs
+// addr2line: ask for them only when you print them.
+std::vector<GoroutineInfo> goroutines(bool with_creation_sites = false);
 
 // Runs f on a helper OS thread and parks the calling goroutine until it returns (for
 // blocking system calls and libraries that block their thread). Rethrows f's exception.
