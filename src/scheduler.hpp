@@ -19,6 +19,7 @@
 
 #include "context_switch.hpp"
 #include "goro/detail/core.hpp"
+#include "park.hpp"
 #include "goro/detail/lock.hpp"
 #include "platform.hpp"
 #include "stack.hpp"

@@ -28,7 +28,7 @@
 #include <cstdint>
 
 #include "fifo.hpp"
-#include "goro/detail/core.hpp"
+#include "park.hpp"
 #include "goro/detail/lock.hpp"
 
 namespace goro::detail {

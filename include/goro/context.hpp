@@ -20,6 +20,7 @@
 #include <variant>
 
 #include "goro/chan.hpp"
+#include "goro/detail/lock.hpp"
 #include "goro/sync.hpp"
 #include "goro/time.hpp"
 
