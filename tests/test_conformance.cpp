@@ -134,9 +134,9 @@ TEST(Conformance, ForeignTrySendRacingWithTheEndOfRun) {
     goro::run(
         [&] {
           ch = goro::Chan<int>();
-          goro::go([c = ch]() mutable {
-            for (;;) c.recv();  // abandoned, parked, when main returns
-          });
+          goro::go([&ch] {
+            for (;;) ch.recv();  // abandoned, parked, when main returns (by reference: the
+          });                    // abandoned goroutine owns nothing that would leak)
           feeder = std::thread([c = ch, &stop]() mutable {
             while (!stop.load()) c.try_send(1);
           });
@@ -212,21 +212,22 @@ goro::WaitGroup g_wg;
 goro::RWMutex g_rw;
 
 TEST(Conformance, SyncObjectsOutliveWaitersAbandonedByTheirRun) {
+  goro::Chan<int> started(nullptr);  // owned here: the abandoned goroutines hold no handle
   goro::run(
-      [] {
+      [&] {
         g_wg.add(1);
         g_rw.lock();
-        goro::Chan<int> started(4);
-        goro::go([started]() mutable {
+        started = goro::Chan<int>(4);
+        goro::go([&started] {
           std::lock_guard lock(g_mu);
           started.send(1);
           g_cond.wait();  // abandoned in the wait table
         });
-        goro::go([started]() mutable {
+        goro::go([&started] {
           started.send(1);
           g_wg.wait();
         });
-        goro::go([started]() mutable {
+        goro::go([&started] {
           started.send(1);
           g_rw.lock_shared();
         });
