@@ -2,7 +2,7 @@
 // is in scheduler.cpp.
 //
 // Lock order (outermost first):
-//   channel locks (in address order, select) > sync-object locks > Runtime::sched_mu
+//   channel locks (in address order, select) > a wait-table bucket lock > Runtime::sched_mu
 //   > StackPool::mu_ > TimerHeap::mu_
 // ready() may be called with channel or sync locks held; it takes sched_mu only when it
 // must (global queue, idle list). A goroutine never holds any of these across a switch:
