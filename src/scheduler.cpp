@@ -8,13 +8,15 @@
 //      half of a victim's queue, and finally sleeping on its futex until woken or the next
 //      timer is due.
 //   3. execute switches to the goroutine. It runs until it parks (a channel, lock, timer,
-//      blocking call), yields or returns; each of these switches back to g0, which then
-//      finishes the step the goroutine asked for (AfterSwitch): run the unlock function of
-//      a park, requeue a yield, or free the stack of a goroutine that returned.
+//      blocking call), yields or returns; each of these switches straight to the next
+//      goroutine of the worker's queue (or back to g0 when the queue is empty or g0 has
+//      checks to make), and the context that takes over finishes the step the goroutine
+//      asked for (AfterSwitch): run the unlock function of a park, requeue a yield, or free
+//      the stack of a goroutine that returned. See "switching" below.
 //   4. park(unlock) is the one race that matters: the goroutine publishes itself as a
-//      waiter under a lock, switches to g0, and only g0 releases the lock. A waker that
-//      takes the lock therefore always finds the goroutine off its stack; ready(g) puts it
-//      in the waker's runnext slot, so a hand-off runs next on the same worker.
+//      waiter under a lock, switches away, and only the context that took over releases
+//      the lock. A waker that takes the lock therefore always finds the goroutine off its stack;
+//      ready(g) puts it in the waker's runnext slot, so a hand-off runs next on the same worker.
 //   5. When main (goroutine 1) returns, the runtime stops: idle workers are woken and every
 //      worker leaves its loop at its next schedule; run() joins them and releases every
 //      stack. Goroutines still parked are never resumed.
@@ -390,27 +392,98 @@ G* find_runnable(P* p) {
 }
 
 // ---- switching ----
+//
+// A goroutine that parks, yields or exits switches *straight to the next goroutine* of its
+// worker's queue when there is one (one context jump), and to the worker's scheduler
+// context g0 only when g0 has to decide: the queue is empty, the runtime is stopping, it
+// is the fairness tick for the global queue, or timers may be due. Either way the step the
+// old goroutine asked for (p->after: release the lock it parked under, requeue it, free
+// its stack) runs on the *new* context, right after the jump saved the old one
+// (finish_prev). That is Go's gopark(unlockf) with the unlock moved to the far side of the
+// switch, and it is what prevents lost wake-ups: the goroutine is published as a waiter
+// under a lock, and the lock is released only once its context is saved and its stack is
+// no longer in use, so a waker that takes the lock can only ever resume a goroutine that
+// is fully switched out. (Boost.Context's ontop_fcontext would run the step on top of the
+// target too; the target already runs code first thing on every resume — it stores the
+// saved context — so the step runs there with no extra frame.)
 
-void switch_to_scheduler(G* g, P* p, bool exiting) {
+EhState* thread_eh_state() noexcept { return reinterpret_cast<EhState*>(abi::__cxa_get_globals()); }
+
+// Finishes what the goroutine that switched away on p asked for. Runs on the context that
+// took over from it (g0, or the goroutine it switched to).
+void finish_prev(P* p) noexcept {
+  const AfterSwitch after = p->after;
+  if (after == AfterSwitch::none) return;
+  p->after = AfterSwitch::none;
+  G* prev = p->prev;
+  switch (after) {
+    case AfterSwitch::park:
+      if (p->unlock_fn != nullptr) p->unlock_fn(p->unlock_arg);
+      break;
+    case AfterSwitch::yield:
+      runq_put(p, prev, false);
+      break;
+    case AfterSwitch::exit:
+      free_goroutine(p, prev);
+      break;
+    case AfterSwitch::none:
+      break;
+  }
+}
+
+// The goroutine to switch to straight from one that leaves its worker, or nullptr when g0
+// must decide.
+G* direct_next(P* p) noexcept {
+  if (p->rt->stopping.load(std::memory_order_relaxed)) return nullptr;
+  const std::uint32_t tick = p->sched_tick + 1;
+  // g0's find_runnable takes this tick and looks at the global queue first.
+  if (tick % 61 == 0) return nullptr;
+  // Timers run on g0; while any is armed, pass through g0 every 16th switch (clock reads
+  // cost as much as a switch, so not on every one).
+  if ((tick & 15) == 0 && timers_next_when() != kNever) return nullptr;
+  p->sched_tick = tick;
+  return runq_get(p);
+}
+
+// Leaves goroutine g (running on p), having set p->after; returns when g is resumed.
+void switch_away(G* g, P* p, bool exiting) {
   char* sp = static_cast<char*>(__builtin_frame_address(0));
   if (sp < g->stack.low_water) g->stack.low_water = sp;
   if (!g->stack.guarded) {
     if (sp < g->stack.lo || !StackPool::canary_intact(g->stack)) report_stack_overflow(g->id);
   }
-  switch_context(g->ctx, p->g0, exiting);
+  p->prev = g;
+  // Each goroutine carries its own exception state across switches (see G::eh).
+  EhState* eh = thread_eh_state();
+  g->eh = *eh;
+  if (G* next = direct_next(p)) {
+    *eh = next->eh;
+    p->current = next;
+    tl_g = next;
+    next->status.store(GStatus::running, std::memory_order_relaxed);
+    switch_context(g->ctx, next->ctx, exiting);
+  } else {
+    *eh = p->g0_eh;
+    p->current = nullptr;
+    tl_g = nullptr;
+    switch_context(g->ctx, p->g0, exiting);
+  }
+  // Resumed, possibly on another worker: finish what the goroutine before us asked.
+  finish_prev(current_p());
 }
 
 [[noreturn]] void goexit(G* g) {
   P* p = current_p();
   g->status.store(GStatus::dead, std::memory_order_relaxed);
   p->after = AfterSwitch::exit;
-  switch_to_scheduler(g, p, true);
+  switch_away(g, p, true);
   __builtin_unreachable();
 }
 
 void goroutine_main(bctx::transfer_t t) {
   G* g = current_g();
   finish_switch_self(t, g->ctx);
+  finish_prev(current_p());
   try {
     g->entry(g->closure);
   } catch (...) {
@@ -420,36 +493,16 @@ void goroutine_main(bctx::transfer_t t) {
   goexit(g);
 }
 
-EhState* thread_eh_state() noexcept { return reinterpret_cast<EhState*>(abi::__cxa_get_globals()); }
-
+// g0 runs g until control comes back to g0 (from g, or from a goroutine g switched to).
 void execute(P* p, G* g) {
   p->current = g;
   tl_g = g;
   g->status.store(GStatus::running, std::memory_order_relaxed);
-  // Each goroutine carries its own exception state across switches (see G::eh).
   EhState* eh = thread_eh_state();
-  EhState scheduler_eh = *eh;
+  p->g0_eh = *eh;
   *eh = g->eh;
   switch_context(p->g0, g->ctx);
-  g->eh = *eh;
-  *eh = scheduler_eh;
-  tl_g = nullptr;
-  p->current = nullptr;
-  AfterSwitch after = p->after;
-  p->after = AfterSwitch::none;
-  switch (after) {
-    case AfterSwitch::park:
-      if (p->unlock_fn != nullptr) p->unlock_fn(p->unlock_arg);
-      break;
-    case AfterSwitch::yield:
-      runq_put(p, g, false);
-      break;
-    case AfterSwitch::exit:
-      free_goroutine(p, g);
-      break;
-    case AfterSwitch::none:
-      break;
-  }
+  finish_prev(p);  // the goroutine that came back already restored g0's exception state
 }
 
 void worker_main(P* p) {
@@ -585,7 +638,7 @@ void park(WaitReason reason, void (*unlock)(void*), void* arg) {
   p->after = AfterSwitch::park;
   p->unlock_fn = unlock;
   p->unlock_arg = arg;
-  switch_to_scheduler(g, p, false);
+  switch_away(g, p, false);
   g->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
 }
 
@@ -773,7 +826,7 @@ void yield() {
   detail::P* p = detail::current_p();
   g->status.store(detail::GStatus::runnable, std::memory_order_relaxed);
   p->after = detail::AfterSwitch::yield;
-  detail::switch_to_scheduler(g, p, false);
+  detail::switch_away(g, p, false);
 }
 
 std::uint64_t goroutine_id() {

@@ -92,9 +92,12 @@ struct alignas(64) P {
   std::uint32_t runnext_streak = 0;  // consecutive runs taken from runnext
   FastRand rand;
 
+  // What the goroutine that last switched away (prev) asked the next context to finish.
   AfterSwitch after = AfterSwitch::none;
+  G* prev = nullptr;
   void (*unlock_fn)(void*) = nullptr;
   void* unlock_arg = nullptr;
+  EhState g0_eh;  // g0's C++ exception state while goroutines run
 
   // Idle: the worker sleeps on wake_word; idle/idle_next are guarded by sched_mu.
   std::atomic<std::uint32_t> wake_word{0};
