@@ -107,7 +107,7 @@ void chan_unref(ChanCore* c) noexcept {
 }
 
 void chan_send(ChanCore* c, void* value) {
-  require_goroutine("channel send");
+  G* g = require_goroutine("channel send");
   if (c == nullptr) park_forever(WaitReason::chan_send_nil);
   const ElemOps* ops = c->ops;  // static: usable after unlock, when *c may be gone
   c->mu.lock();
@@ -119,7 +119,6 @@ void chan_send(ChanCore* c, void* value) {
     done.finish(ops, value);
     return;
   }
-  G* g = current_g();
   ChanWaiter w;
   w.g = g;
   w.chan = c;
@@ -137,7 +136,7 @@ void chan_send(ChanCore* c, void* value) {
 }
 
 bool chan_recv(ChanCore* c, void* out) {
-  require_goroutine("channel receive");
+  G* g = require_goroutine("channel receive");
   if (c == nullptr) park_forever(WaitReason::chan_receive_nil);
   const ElemOps* ops = c->ops;
   c->mu.lock();
@@ -148,7 +147,6 @@ bool chan_recv(ChanCore* c, void* out) {
     done.finish(ops, out);
     return received;
   }
-  G* g = current_g();
   ChanWaiter w;
   w.g = g;
   w.chan = c;

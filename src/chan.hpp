@@ -21,8 +21,8 @@
 #include <cstddef>
 #include <cstring>
 
-#include "goro/chan.hpp"
 #include "fifo.hpp"
+#include "goro/chan.hpp"
 #include "goro/detail/lock.hpp"
 #include "scheduler.hpp"
 
@@ -86,7 +86,20 @@ struct ChanCore {
 // Element moves without an indirect call for trivially copyable types (ints, pointers, PODs).
 inline void move_elem(const ElemOps* ops, void* dst, void* src) noexcept {
   if (ops->trivial) {
-    std::memcpy(dst, src, ops->size);
+    switch (ops->size) {  // the common sizes as single moves, not a call into libc
+      case 8:
+        std::memcpy(dst, src, 8);
+        return;
+      case 4:
+        std::memcpy(dst, src, 4);
+        return;
+      case 16:
+        std::memcpy(dst, src, 16);
+        return;
+      default:
+        std::memcpy(dst, src, ops->size);
+        return;
+    }
   } else {
     ops->move_construct(dst, src);
   }

@@ -364,6 +364,7 @@ G* found(P* p, G* g) {
 G* find_runnable(P* p) {
   Runtime* rt = p->rt;
   for (;;) {
+    p->clock_ns = coarse_now_ns();
     if (rt->stopping.load(std::memory_order_acquire)) return nullptr;
     std::int64_t next_timer = timers_next_when();
     if (next_timer != kNever) {
@@ -454,7 +455,7 @@ void switch_away(G* g, P* p, bool exiting) {
   }
   p->prev = g;
   // Each goroutine carries its own exception state across switches (see G::eh).
-  EhState* eh = thread_eh_state();
+  EhState* eh = p->eh_globals;
   g->eh = *eh;
   if (G* next = direct_next(p)) {
     *eh = next->eh;
@@ -498,7 +499,7 @@ void execute(P* p, G* g) {
   p->current = g;
   tl_g = g;
   g->status.store(GStatus::running, std::memory_order_relaxed);
-  EhState* eh = thread_eh_state();
+  EhState* eh = p->eh_globals;
   p->g0_eh = *eh;
   *eh = g->eh;
   switch_context(p->g0, g->ctx);
@@ -507,6 +508,7 @@ void execute(P* p, G* g) {
 
 void worker_main(P* p) {
   tl_p = p;
+  p->eh_globals = thread_eh_state();  // per thread, so fixed for the worker's life
   init_thread_context(p->g0);
   p->altstack = install_overflow_handler();
   while (G* g = find_runnable(p)) execute(p, g);
@@ -621,19 +623,23 @@ std::int64_t monotonic_ns() noexcept { return now_ns(); }
 
 Runtime::Runtime(int procs, std::size_t stack_size) : nprocs(procs), stacks(stack_size) {}
 
-void require_goroutine(const char* op) {
-  if (tl_g == nullptr) {  // this function is itself out of line: the TLS read is safe
+G* require_goroutine(const char* op) {
+  G* g = tl_g;  // this function is itself out of line: the TLS read is safe
+  if (g == nullptr) {
     throw std::logic_error(std::string("goro: ") + op +
                            " called outside goro::run (it may park, so it needs a goroutine)");
   }
+  return g;
 }
 
 void park(WaitReason reason, void (*unlock)(void*), void* arg) {
-  G* g = current_g();
-  if (g == nullptr) throw std::logic_error("goro: park called outside goro::run");
   P* p = current_p();
+  G* g = p != nullptr ? p->current : nullptr;
+  if (g == nullptr) throw std::logic_error("goro: park called outside goro::run");
   g->wait_reason.store(reason, std::memory_order_relaxed);
-  g->wait_since_ns.store(coarse_now_ns(), std::memory_order_relaxed);
+  // The worker's clock, refreshed at each pass through g0: reading a clock here would cost
+  // as much as the rest of park, and the dump only shows waits from one second on.
+  g->wait_since_ns.store(p->clock_ns, std::memory_order_relaxed);
   g->status.store(GStatus::waiting, std::memory_order_relaxed);
   p->after = AfterSwitch::park;
   p->unlock_fn = unlock;

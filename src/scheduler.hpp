@@ -19,8 +19,8 @@
 
 #include "context_switch.hpp"
 #include "goro/detail/core.hpp"
-#include "park.hpp"
 #include "goro/detail/lock.hpp"
+#include "park.hpp"
 #include "platform.hpp"
 #include "stack.hpp"
 
@@ -97,7 +97,9 @@ struct alignas(64) P {
   G* prev = nullptr;
   void (*unlock_fn)(void*) = nullptr;
   void* unlock_arg = nullptr;
-  EhState g0_eh;  // g0's C++ exception state while goroutines run
+  EhState g0_eh;                  // g0's C++ exception state while goroutines run
+  EhState* eh_globals = nullptr;  // this worker thread's __cxa_eh_globals
+  std::int64_t clock_ns = 0;      // coarse monotonic clock, read at each pass through g0
 
   // Idle: the worker sleeps on wake_word; idle/idle_next are guarded by sched_mu.
   std::atomic<std::uint32_t> wake_word{0};
@@ -134,11 +136,11 @@ struct Runtime {
   std::atomic<bool> stopping{false};
 
   std::atomic<std::uint64_t> next_id{1};
-  std::atomic<std::int64_t> live{0};             // live goroutines
-  std::atomic<std::int64_t> nblocking{0};        // goroutines inside blocking()
-  std::atomic<std::int64_t> niowait{0};          // goroutines parked on the netpoller (future)
-  std::atomic<std::int64_t> nforeign{0};         // live ForeignThread registrations
-  std::uint64_t run_seq = 0;                     // which run (ForeignThread outliving it)
+  std::atomic<std::int64_t> live{0};       // live goroutines
+  std::atomic<std::int64_t> nblocking{0};  // goroutines inside blocking()
+  std::atomic<std::int64_t> niowait{0};    // goroutines parked on the netpoller (future)
+  std::atomic<std::int64_t> nforeign{0};   // live ForeignThread registrations
+  std::uint64_t run_seq = 0;               // which run (ForeignThread outliving it)
 
   Lock fatal_mu;
   bool fatal GORO_GUARDED_BY(fatal_mu) = false;

@@ -28,8 +28,8 @@
 #include <cstdint>
 
 #include "fifo.hpp"
-#include "park.hpp"
 #include "goro/detail/lock.hpp"
+#include "park.hpp"
 
 namespace goro::detail {
 

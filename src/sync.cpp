@@ -35,9 +35,9 @@ std::int32_t wg_counter(std::uint64_t state) { return static_cast<std::int32_t>(
 std::uint32_t wg_waiters(std::uint64_t state) { return static_cast<std::uint32_t>(state); }
 
 // RWMutex state.
-constexpr std::uint64_t kWriter = 1;           // a writer holds the lock
-constexpr std::uint64_t kWritersWaiting = 2;   // writers are (probably) parked
-constexpr std::uint64_t kReadersWaiting = 4;   // readers are (probably) parked
+constexpr std::uint64_t kWriter = 1;          // a writer holds the lock
+constexpr std::uint64_t kWritersWaiting = 2;  // writers are (probably) parked
+constexpr std::uint64_t kReadersWaiting = 4;  // readers are (probably) parked
 constexpr std::uint64_t kReaderOne = std::uint64_t{1} << 32;
 std::uint64_t rw_readers(std::uint64_t state) { return state >> 32; }
 

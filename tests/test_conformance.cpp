@@ -57,8 +57,8 @@ TEST(Conformance, SelectDefaultNeverWinsOverACaseReadyThroughout) {
           goro::Chan<int> c1(1), c2(1);
           c1.send(1);
           goro::go([=]() mutable {
-            std::size_t which = goro::select(goro::on_recv(c1), goro::on_recv(c2),
-                                             goro::on_default());
+            std::size_t which =
+                goro::select(goro::on_recv(c1), goro::on_recv(c2), goro::on_default());
             done.send(which != 2);
           });
           c2.send(1);  // from here on at least one of c1, c2 holds a value...
@@ -107,8 +107,8 @@ TEST(Conformance, DeadlockIsReportedOnceTheLastForeignThreadIsGone) {
         },
         kRaise);
   } catch (const goro::Deadlock& d) {
-    deadlock = std::string(d.what()).rfind(
-                   "fatal error: all goroutines are asleep - deadlock!", 0) == 0;
+    deadlock =
+        std::string(d.what()).rfind("fatal error: all goroutines are asleep - deadlock!", 0) == 0;
   }
   producer.join();
   EXPECT_TRUE(deadlock);
@@ -241,9 +241,7 @@ TEST(Conformance, SyncObjectsOutliveWaitersAbandonedByTheirRun) {
         g_cond.signal();
         g_wg.done();
         g_rw.unlock();
-        {
-          std::shared_lock read(g_rw);
-        }
+        { std::shared_lock read(g_rw); }
         // Everything still works in the new run.
         goro::WaitGroup wg;
         bool woken = false;

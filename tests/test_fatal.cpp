@@ -261,7 +261,6 @@ TEST(Deadlock, WaitingOnATimerIsNotADeadlock) {
 
 // ---------------------------------------------------------------- exit: child processes
 
-
 TEST(FatalExit, DeadlockPrintsAndExitsTwo) {
   const ChildResult r = run_in_child([] {
     goro::run([] {

@@ -114,9 +114,9 @@ void dump(std::ostream& out);  // every goroutine: id, state, wait reason, time 
 // One live goroutine, as the dump shows it.
 struct GoroutineInfo {
   std::uint64_t id = 0;
-  std::string state;                    // "running", "runnable" or the wait reason
-  std::chrono::nanoseconds waited{0};   // time in that wait (coarse clock; 0 unless waiting)
-  std::string created_at;               // "file.cpp:42 in f"; only with_creation_sites
+  std::string state;                   // "running", "runnable" or the wait reason
+  std::chrono::nanoseconds waited{0};  // time in that wait (coarse clock; 0 unless waiting)
+  std::string created_at;              // "file.cpp:42 in f"; only with_creation_sites
 };
 // A snapshot of the running runtime's goroutines, ordered by id (empty outside run). For
 // tests that assert nothing leaked, and for operators. Symbolising creation sites runs

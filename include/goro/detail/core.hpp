@@ -14,8 +14,8 @@ namespace goro::detail {
 
 struct G;  // a goroutine (src/scheduler.hpp)
 
-// Throws std::logic_error("goro: <op> called outside goro::run") unless on a goroutine.
-void require_goroutine(const char* op);
+// Throws std::logic_error("goro: <op> called outside goro::run") unless on a goroutine;
+G* require_goroutine(const char* op);  // returns the running goroutine
 
 // ---- spawning ----
 // Reserves a goroutine whose stack also holds its closure (size/align bytes at *closure).
