@@ -202,7 +202,7 @@ TimerNode* timer_new(const Chan<Clock::time_point>& ch, Clock::duration first,
                      Clock::duration period) {
   auto* t = new TimerNode();
   t->kind = TimerNode::Kind::chan;
-  ChanCore* core = ch.core();
+  ChanCore* core = ChanAccess::core(ch);
   chan_ref(core);
   t->chan = ChanHandle(core);
   t->period = std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();

@@ -102,6 +102,14 @@ class ChanHandle {
 template <class T>
 class ChanOps;
 
+// How select reaches a view's channel without making core() public.
+struct ChanAccess {
+  template <class ChanLike>
+  static ChanCore* core(const ChanLike& c) noexcept {
+    return c.core();
+  }
+};
+
 }  // namespace detail
 
 template <class T>
@@ -147,9 +155,11 @@ class ChanOps {
   std::size_t size() const noexcept { return chan_size(h_.get()); }
   std::size_t capacity() const noexcept { return chan_capacity(h_.get()); }
   explicit operator bool() const noexcept { return h_.get() != nullptr; }
-  ChanCore* core() const noexcept { return h_.get(); }
 
  protected:
+  friend struct ChanAccess;
+  ChanCore* core() const noexcept { return h_.get(); }
+
   ChanOps() = default;
   explicit ChanOps(ChanHandle h) noexcept : h_(std::move(h)) {}
 

@@ -45,7 +45,7 @@ struct NoCallback {};
 
 template <class ChanLike>
 ChanHandle handle_of(const ChanLike& c) {
-  ChanCore* core = c.core();
+  ChanCore* core = ChanAccess::core(c);
   if (core) chan_ref(core);
   return ChanHandle(core);
 }
@@ -57,7 +57,7 @@ struct CaseChan {
   ChanCore* core;
   template <class ChanLike>
   static CaseChan borrow(const ChanLike& c) {
-    return {ChanHandle(), c.core()};
+    return {ChanHandle(), ChanAccess::core(c)};
   }
   template <class ChanLike>
   static CaseChan own(ChanLike&& c) {
