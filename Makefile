@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 PROCS ?= 2
 CTEST_TIMEOUT ?= 300
 
-.PHONY: all deps build test demo bench test-asan test-tsan format format-check install clean
+.PHONY: all deps build test demo bench test-asan test-tsan test-clang format format-check install clean
 
 all: build
 
@@ -29,6 +29,12 @@ test-tsan: deps
 	cmake --preset tsan
 	cmake --build --preset tsan -j $(JOBS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --preset tsan -j $(JOBS) --timeout $(CTEST_TIMEOUT)
+
+# clang 14 with -Wthread-safety (the lock annotations) on goro's own targets.
+test-clang: deps
+	cmake --preset clang
+	cmake --build --preset clang -j $(JOBS)
+	ctest --preset clang -j $(JOBS) --timeout $(CTEST_TIMEOUT)
 
 bench:
 	@bash scripts/install-deps.sh bench

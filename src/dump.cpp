@@ -1,12 +1,21 @@
 // goro: the goroutine dump (Go's traceback of all goroutines, one line each):
 //   goroutine 7 [chan receive, 3s]: created at main.cpp:42 in register_all
 // The creation site is the program counter that called go(); it is symbolised with dladdr
-// (function) and addr2line (file:line, where debug info exists), once per distinct site.
+// (function) and addr2line (function and file:line, where debug info exists). addr2line is
+// spawned directly (posix_spawn, an argv array, no shell), once per module for all distinct
+// sites, and read with a deadline, so a dump on the fatal path never hangs on it.
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -15,7 +24,10 @@
 #include <vector>
 
 #include "goro/runtime.hpp"
+#include "platform.hpp"
 #include "scheduler.hpp"
+
+extern char** environ;
 
 namespace goro::detail {
 
@@ -80,35 +92,129 @@ std::string short_function(std::string name) {
   return name;
 }
 
-// Runs addr2line on one address; fills function and "file:line" where it knows them.
-void addr2line(const std::string& object, std::uintptr_t offset, std::string* function,
-               std::string* where) {
-  if (access("/usr/bin/addr2line", X_OK) != 0) return;
-  std::string cmd = "/usr/bin/addr2line -f -C -e '" + object + "' 0x";
-  char hex[32];
-  std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(offset));
-  cmd += hex;
-  cmd += " 2>/dev/null";
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return;
-  char line[4096];
-  std::string fn;
-  std::string loc;
-  if (std::fgets(line, sizeof(line), f)) fn = line;
-  if (std::fgets(line, sizeof(line), f)) loc = line;
-  pclose(f);
-  auto chomp = [](std::string& s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+// A fatal path must never hang on addr2line: a dump gives it this much time in all; sites
+// not symbolised by then keep what dladdr found.
+constexpr std::int64_t kSymboliseBudgetNs = 5'000'000'000;
+constexpr std::size_t kMaxAddressesPerRun = 256;          // keeps argv small
+constexpr std::size_t kMaxOutputBytes = 1024 * 1024;      // a bound on what we read
+constexpr const char* kAddr2line = "/usr/bin/addr2line";  // absolute: no PATH search, no shell
+
+void chomp(std::string& s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+}
+
+// Waits for pid until deadline_ns, then kills it: never blocks past the deadline (but for the
+// moment a SIGKILLed process takes to go).
+void reap(pid_t pid, std::int64_t deadline_ns) {
+  for (;;) {
+    const pid_t r = waitpid(pid, nullptr, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return;  // done, or reaped elsewhere (ECHILD)
+    if (r == 0) {
+      if (now_ns() >= deadline_ns) break;
+      timespec pause{0, 1'000'000};
+      nanosleep(&pause, nullptr);
+    }
+  }
+  kill(pid, SIGKILL);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+// Runs args (args[0] an absolute path) with posix_spawn, no shell, stdin and stderr on
+// /dev/null, and returns what it writes on stdout until it closes it or deadline_ns passes
+// (then the child is killed and the output so far is returned).
+std::string run_captured(const std::vector<std::string>& args, std::int64_t deadline_ns) {
+  std::string out;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return out;
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigset_t pipe_default;
+  sigemptyset(&pipe_default);
+  sigaddset(&pipe_default, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);  // a worker may have signals blocked
+  posix_spawnattr_setsigdefault(&attr, &pipe_default);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    return out;
+  }
+  char buf[4096];
+  for (;;) {
+    const std::int64_t left_ns = deadline_ns - now_ns();
+    if (left_ns <= 0) break;
+    pollfd pfd{fds[0], POLLIN, 0};
+    const int ready = poll(&pfd, 1, static_cast<int>((left_ns + 999'999) / 1'000'000));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;  // timed out, or poll failed
+    const ssize_t n = read(fds[0], buf, sizeof(buf));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) break;  // end of output
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() > kMaxOutputBytes) break;
+  }
+  close(fds[0]);
+  reap(pid, deadline_ns);
+  return out;
+}
+
+// One creation site: dladdr's answer, completed by addr2line.
+struct Site {
+  std::string object;       // the module holding the pc, for addr2line
+  std::uintptr_t offset{};  // the call instruction's offset within that module
+  std::string function;
+  std::string where;  // "file:line" where debug info exists
+};
+
+// Runs addr2line once for the offsets of many sites in one object (it prints two lines per
+// address: the function, then file:line) and fills function and where as far as it knows them.
+void addr2line(const std::string& object, const std::vector<Site*>& sites,
+               std::int64_t deadline_ns) {
+  std::vector<std::string> args = {kAddr2line, "-f", "-C", "-e", object};
+  for (const Site* s : sites) {
+    char hex[32];
+    std::snprintf(hex, sizeof(hex), "0x%llx", static_cast<unsigned long long>(s->offset));
+    args.emplace_back(hex);
+  }
+  const std::string out = run_captured(args, deadline_ns);
+  std::size_t pos = 0;
+  auto next_line = [&out, &pos](std::string* line) {
+    const std::size_t nl = out.find('\n', pos);
+    if (nl == std::string::npos) return false;  // no (complete) line: cut by the deadline
+    *line = out.substr(pos, nl - pos);
+    pos = nl + 1;
+    chomp(*line);
+    return true;
   };
-  chomp(fn);
-  chomp(loc);
-  if (!fn.empty() && fn[0] != '?') *function = short_function(fn);
-  if (!loc.empty() && loc[0] != '?') {
-    auto slash = loc.find_last_of('/');
-    if (slash != std::string::npos) loc = loc.substr(slash + 1);
-    auto paren = loc.find(" (");
-    if (paren != std::string::npos) loc = loc.substr(0, paren);
-    *where = loc;
+  for (Site* s : sites) {
+    std::string fn;
+    std::string loc;
+    if (!next_line(&fn) || !next_line(&loc)) return;
+    if (!fn.empty() && fn[0] != '?') s->function = short_function(fn);
+    if (!loc.empty() && loc[0] != '?') {
+      auto slash = loc.find_last_of('/');
+      if (slash != std::string::npos) loc = loc.substr(slash + 1);
+      auto paren = loc.find(" (");
+      if (paren != std::string::npos) loc = loc.substr(0, paren);
+      s->where = loc;
+    }
   }
 }
 
@@ -119,32 +225,78 @@ std::string executable_path() {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
-}  // namespace
-
-std::string symbolise(const void* pc) {
-  if (pc == nullptr) return "unknown";
-  // pc is a return address: the call is the instruction before it.
+// What dladdr knows about pc, a return address (the call is the instruction before it).
+// False when no loaded module holds it.
+bool locate(const void* pc, Site* site) {
   auto addr = reinterpret_cast<std::uintptr_t>(pc) - 1;
   Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(addr), &info) == 0) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%p", pc);
-    return buf;
-  }
-  std::string function = info.dli_sname ? short_function(demangle(info.dli_sname)) : "?";
-  std::string object = info.dli_fname ? info.dli_fname : "";
+  if (dladdr(reinterpret_cast<void*>(addr), &info) == 0) return false;
+  site->function = info.dli_sname ? short_function(demangle(info.dli_sname)) : "?";
+  site->object = info.dli_fname ? info.dli_fname : "";
   // The main executable may be named by a relative argv[0]; resolve it.
   Dl_info self{};
   if (dladdr(reinterpret_cast<void*>(&executable_path), &self) &&
       self.dli_fbase == info.dli_fbase) {
-    object = executable_path();
+    site->object = executable_path();
   }
-  std::string where;
-  if (!object.empty()) {
-    addr2line(object, addr - reinterpret_cast<std::uintptr_t>(info.dli_fbase), &function, &where);
+  site->offset = addr - reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  return true;
+}
+
+// Names every creation site as the dump prints it: "file:line in function" or "in function",
+// the bare pc when no module holds it, "unknown" for a null pc. addr2line runs once per module (per
+// kMaxAddressesPerRun sites), all within kSymboliseBudgetNs.
+std::map<const void*, std::string> symbolise_all(const std::vector<const void*>& pcs) {
+  std::map<const void*, std::string> names;
+  std::map<const void*, Site> sites;
+  for (const void* pc : pcs) {
+    if (pc == nullptr) {
+      names[pc] = "unknown";
+      continue;
+    }
+    Site site;
+    if (!locate(pc, &site)) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%p", pc);
+      names[pc] = buf;
+      continue;
+    }
+    sites.emplace(pc, std::move(site));
   }
-  if (where.empty()) return "in " + function;
-  return where + " in " + function;
+  std::map<std::string, std::vector<Site*>> by_object;
+  for (auto& [pc, site] : sites) {
+    if (!site.object.empty()) by_object[site.object].push_back(&site);
+  }
+  if (!by_object.empty() && access(kAddr2line, X_OK) == 0) {
+    const std::int64_t deadline_ns = now_ns() + kSymboliseBudgetNs;
+    for (const auto& [object, list] : by_object) {
+      for (std::size_t i = 0; i < list.size() && now_ns() < deadline_ns; i += kMaxAddressesPerRun) {
+        const std::size_t end = std::min(list.size(), i + kMaxAddressesPerRun);
+        addr2line(object, std::vector<Site*>(list.begin() + i, list.begin() + end), deadline_ns);
+      }
+    }
+  }
+  for (const auto& [pc, site] : sites) {
+    names[pc] = site.where.empty() ? "in " + site.function : site.where + " in " + site.function;
+  }
+  return names;
+}
+
+}  // namespace
+
+std::string symbolise(const void* pc) { return symbolise_all({pc})[pc]; }
+
+// The creation sites of a dump's rows (goroutine 1's is "goro::run" and not looked up), with
+// one addr2line run per module for all of them.
+template <class Row>
+std::map<const void*, std::string> creation_sites(const std::vector<Row>& rows) {
+  std::vector<const void*> pcs;
+  for (const Row& r : rows) {
+    if (r.id != 1) pcs.push_back(r.pc);
+  }
+  std::sort(pcs.begin(), pcs.end());
+  pcs.erase(std::unique(pcs.begin(), pcs.end()), pcs.end());
+  return symbolise_all(pcs);
 }
 
 namespace {
@@ -179,7 +331,7 @@ void write_dump(Runtime* rt, std::string& out) {
     if (r.status != GStatus::dead) rows.push_back(r);
   });
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
-  std::map<const void*, std::string> sites;
+  const std::map<const void*, std::string> sites = creation_sites(rows);
   std::int64_t now = coarse_now_ns();
   G* self = current_g();
   for (const Row& r : rows) {
@@ -198,11 +350,8 @@ void write_dump(Runtime* rt, std::string& out) {
         continue;
     }
     if (self != nullptr && self->id == r.id) state = "running";
-    auto it = sites.find(r.pc);
-    if (it == sites.end())
-      it = sites.emplace(r.pc, r.id == 1 ? std::string("goro::run") : symbolise(r.pc)).first;
-    out +=
-        "goroutine " + std::to_string(r.id) + " [" + state + "]: created at " + it->second + "\n";
+    const std::string site = r.id == 1 ? std::string("goro::run") : sites.at(r.pc);
+    out += "goroutine " + std::to_string(r.id) + " [" + state + "]: created at " + site + "\n";
   }
 }
 
@@ -235,6 +384,7 @@ std::vector<GoroutineInfo> goroutines(bool with_creation_sites) {
   const std::int64_t now = detail::coarse_now_ns();
   detail::G* self = detail::current_g();
   std::map<const void*, std::string> sites;
+  if (with_creation_sites) sites = detail::creation_sites(rows);
   for (const Row& r : rows) {
     GoroutineInfo info;
     info.id = r.id;
@@ -247,14 +397,7 @@ std::vector<GoroutineInfo> goroutines(bool with_creation_sites) {
       info.state = detail::wait_reason_text(r.reason);
       if (r.since != 0 && now > r.since) info.waited = std::chrono::nanoseconds(now - r.since);
     }
-    if (with_creation_sites) {
-      auto it = sites.find(r.pc);
-      if (it == sites.end()) {
-        it = sites.emplace(r.pc, r.id == 1 ? std::string("goro::run") : detail::symbolise(r.pc))
-                 .first;
-      }
-      info.created_at = it->second;
-    }
+    if (with_creation_sites) info.created_at = r.id == 1 ? "goro::run" : sites.at(r.pc);
     out.push_back(std::move(info));
   }
   return out;
