@@ -18,8 +18,6 @@ namespace goro::detail {
 
 namespace {
 
-void unlock_chan(void* c) GORO_NO_TSA { static_cast<ChanCore*>(c)->mu.unlock(); }
-
 void destroy_chan(ChanCore* c) GORO_NO_TSA {
   for (std::size_t i = 0; i < c->count; ++i) destroy_elem(c->ops, c->at((c->head + i) % c->cap));
   if (c->buf) {
@@ -128,7 +126,7 @@ void chan_send(ChanCore* c, void* value) {
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
   chan_ref(c);  // a parked goroutine keeps its channel alive, even if it only had a reference
-  park(WaitReason::chan_send, unlock_chan, c);
+  park_unlock(WaitReason::chan_send, c->mu);
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
   chan_unref(c);
@@ -155,7 +153,7 @@ bool chan_recv(ChanCore* c, void* out) {
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
   chan_ref(c);
-  park(WaitReason::chan_receive, unlock_chan, c);
+  park_unlock(WaitReason::chan_receive, c->mu);
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
   chan_unref(c);

@@ -140,6 +140,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
     Completion done;
     if (sc.kind == CaseKind::recv) {
       bool received = false;
+      sc.core->mu.assert_held();  // lock_all
       if (recv_locked(sc.core, sc.slot, &received, &done)) {
         locks.unlock_all();
         done.finish(ops, sc.slot);
@@ -148,6 +149,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
       }
     } else {
       bool closed = false;
+      sc.core->mu.assert_held();  // lock_all
       if (send_locked(sc.core, sc.slot, &closed, &done)) {
         locks.unlock_all();
         if (closed) throw ClosedChannel("send on closed channel");
@@ -175,7 +177,8 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
     w.is_select = true;
     w.is_send = cases[i].kind == CaseKind::send;
     w.case_index = i;
-    chan_ref(w.chan);  // parked goroutines keep their channels alive
+    chan_ref(w.chan);          // parked goroutines keep their channels alive
+    w.chan->mu.assert_held();  // lock_all
     if (w.is_send) {
       w.chan->sendq.push_back(&w);
     } else {
@@ -190,6 +193,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
   for (std::size_t k = 0; k < active; ++k) {
     ChanWaiter& w = waiters.data[k];
     if (!w.enqueued) continue;
+    w.chan->mu.assert_held();  // lock_all
     if (w.is_send) {
       w.chan->sendq.remove(&w);
     } else {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <memory>
@@ -15,8 +16,10 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 #include "goro/goro.hpp"
+#include "goro/testing.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -48,9 +51,9 @@ bool parked_in(std::uint64_t id, const std::string& state) {
 // ---- select with a default decides "nothing ready" atomically (Go's TestNonblockSelectRace)
 
 TEST(Conformance, SelectDefaultNeverWinsOverACaseReadyThroughout) {
-  const int rounds = scaled(20000);
+  constexpr int rounds = scaled(20000);
   int defaults = goro::run(
-      [rounds] {
+      [] {
         int defaults = 0;
         goro::Chan<bool> done(1);
         for (int i = 0; i < rounds; ++i) {
@@ -153,9 +156,9 @@ TEST(Conformance, ForeignTrySendRacingWithTheEndOfRun) {
 // ---- WaitGroup: freed as soon as wait() returns (a second waiter on the fast path)
 
 TEST(Conformance, WaitGroupFreedRightAfterWaitReturns) {
-  const int rounds = scaled(3000);
+  constexpr int rounds = scaled(3000);
   int completed = goro::run(
-      [rounds] {
+      [] {
         int completed = 0;
         for (int i = 0; i < rounds; ++i) {
           auto* wg = new goro::WaitGroup;
@@ -180,9 +183,9 @@ TEST(Conformance, WaitGroupFreedRightAfterWaitReturns) {
 }
 
 TEST(Conformance, MutexFreedByTheGoroutineThatLockedItLast) {
-  const int rounds = scaled(3000);
+  constexpr int rounds = scaled(3000);
   int completed = goro::run(
-      [rounds] {
+      [] {
         int completed = 0;
         for (int i = 0; i < rounds; ++i) {
           auto* mu = new goro::Mutex;
@@ -436,6 +439,59 @@ TEST(Conformance, DeadlockRightAfterBlockingReturnsIsReported) {
     }
     ASSERT_TRUE(deadlock) << "round " << round;
   }
+}
+
+// ---- observability: goroutines() and verify_none()
+
+TEST(Observability, GoroutinesSnapshotShowsStatesAndCreationSites) {
+  goro::run(
+      [] {
+        goro::Chan<int> release;
+        goro::Chan<std::uint64_t> id(1);
+        goro::WaitGroup wg;
+        wg.go([&] {
+          id.send(goro::goroutine_id());
+          release.recv();
+        });
+        const std::uint64_t parked = *id.recv();
+        ASSERT_TRUE(parked_in(parked, "chan receive"));
+        std::vector<goro::GoroutineInfo> all = goro::goroutines(true);
+        ASSERT_GE(all.size(), 2u);
+        EXPECT_EQ(all[0].id, 1u);
+        EXPECT_EQ(all[0].state, "running");  // the caller
+        auto it = std::find_if(all.begin(), all.end(),
+                               [&](const goro::GoroutineInfo& g) { return g.id == parked; });
+        ASSERT_NE(it, all.end());
+        EXPECT_EQ(it->state, "chan receive");
+        EXPECT_NE(it->created_at.find("test_conformance.cpp"), std::string::npos) << it->created_at;
+        release.send(1);
+        wg.wait();
+      },
+      {.procs = 2});
+  EXPECT_TRUE(goro::goroutines().empty());  // outside run
+}
+
+TEST(Observability, VerifyNoneReportsLeakedGoroutinesAndWaitsForExitingOnes) {
+  std::string leaked;
+  goro::Chan<int> release(nullptr);
+  goro::run(
+      [&] {
+        release = goro::Chan<int>();
+        for (int i = 0; i < 8; ++i) goro::go([] {});  // exiting: verify_none waits for them
+        goro::testing::verify_none();
+        goro::go([&] { release.recv(); });
+        try {
+          goro::testing::verify_none(50ms);
+        } catch (const goro::testing::LeakedGoroutines& e) {
+          leaked = e.what();
+        }
+        release.send(1);
+        goro::testing::verify_none();
+      },
+      {.procs = 2});
+  EXPECT_EQ(leaked.rfind("found unexpected goroutines:\ngoroutine ", 0), 0u) << leaked;
+  EXPECT_NE(leaked.find("[chan receive]"), std::string::npos) << leaked;
+  EXPECT_THROW(goro::testing::verify_none(), std::logic_error);
 }
 
 }  // namespace
