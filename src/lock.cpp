@@ -7,12 +7,10 @@
 namespace goro::detail {
 
 void Lock::lock_slow() {
-  // Test-and-test-and-set with exponential backoff: under contention, fewer attempts mean
-  // less cache-line ping-pong between the workers (the holder finishes sooner).
-  int pause = 4;
+  // Test-and-test-and-set with exponential backoff.
+  Backoff backoff;
   for (int spin = 0; spin < 12; ++spin) {
-    for (int i = 0; i < pause; ++i) cpu_relax();
-    if (pause < 128) pause *= 2;
+    backoff.pause();
     std::uint32_t expected = 0;
     if (state_.load(std::memory_order_relaxed) == 0 &&
         state_.compare_exchange_weak(expected, 1, std::memory_order_acquire,

@@ -70,6 +70,19 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// Exponential backoff for spin loops: fewer attempts under contention mean less cache-line
+// ping-pong between the cores (the holder finishes sooner).
+class Backoff {
+ public:
+  void pause() noexcept {
+    for (int i = 0; i < spins_; ++i) cpu_relax();
+    if (spins_ < 128) spins_ *= 2;
+  }
+
+ private:
+  int spins_ = 4;
+};
+
 // xorshift64*: per-worker, not thread-safe, good enough for shuffles and victim choice.
 struct FastRand {
   std::uint64_t state = 0x9E3779B97F4A7C15ull;

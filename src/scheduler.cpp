@@ -635,7 +635,7 @@ G* require_goroutine(const char* op) {
 void park(WaitReason reason, void (*unlock)(void*), void* arg) {
   P* p = current_p();
   G* g = p != nullptr ? p->current : nullptr;
-  if (g == nullptr) throw std::logic_error("goro: park called outside goro::run");
+  if (g == nullptr) require_goroutine("park");  // throws
   g->wait_reason.store(reason, std::memory_order_relaxed);
   // The worker's clock, refreshed at each pass through g0: reading a clock here would cost
   // as much as the rest of park, and the dump only shows waits from one second on.
@@ -697,7 +697,7 @@ void wake_for_timer() noexcept {
 }
 
 G* spawn_reserve(std::size_t size, std::size_t align, void** closure) {
-  if (current_g() == nullptr) throw std::logic_error("goro: go called outside goro::run");
+  require_goroutine("go");
   return new_goroutine(current_p(), size, align, closure);
 }
 
@@ -827,8 +827,7 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
 namespace goro {
 
 void yield() {
-  detail::G* g = detail::current_g();
-  if (g == nullptr) throw std::logic_error("goro: yield called outside goro::run");
+  detail::G* g = detail::require_goroutine("yield");
   detail::P* p = detail::current_p();
   g->status.store(detail::GStatus::runnable, std::memory_order_relaxed);
   p->after = detail::AfterSwitch::yield;

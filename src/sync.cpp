@@ -143,8 +143,8 @@ void Mutex::lock_slow() {
   bool requeue = false;
   for (;;) {
     // A short spin with exponential backoff: the holder is often about to unlock on another
-    // worker, and fewer attempts mean less cache-line ping-pong.
-    int pause = 4;
+    // worker.
+    detail::Backoff backoff;
     for (int i = 0; i < 10; ++i) {
       std::uint64_t state = state_.load(std::memory_order_relaxed);
       if (!(state & kLocked) &&
@@ -152,8 +152,7 @@ void Mutex::lock_slow() {
                                        std::memory_order_relaxed)) {
         return;
       }
-      for (int k = 0; k < pause; ++k) detail::cpu_relax();
-      if (pause < 128) pause *= 2;
+      backoff.pause();
     }
     b.mu.lock();
     std::uint64_t state = state_.load(std::memory_order_relaxed);

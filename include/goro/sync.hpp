@@ -134,10 +134,7 @@ class Once {
     detail::require_goroutine("sync.Once.Do");
     if (done_.load(std::memory_order_acquire)) return;
     mu_.lock();
-    struct Unlock {
-      Mutex& m;
-      ~Unlock() { m.unlock(); }
-    } unlock{mu_};
+    detail::ScopeExit unlock([this] { mu_.unlock(); });
     if (!done_.load(std::memory_order_relaxed)) {
       std::forward<F>(f)();
       done_.store(true, std::memory_order_release);

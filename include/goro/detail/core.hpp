@@ -25,13 +25,23 @@ void spawn_commit(G* g, void (*entry)(void*), const void* creator_pc) noexcept;
 // Gives back a reserved goroutine whose closure could not be constructed.
 void spawn_abort(G* g) noexcept;
 
+// Runs fn when the scope ends, however it ends.
+template <class F>
+class ScopeExit {
+ public:
+  explicit ScopeExit(F fn) : fn_(std::move(fn)) {}
+  ~ScopeExit() { fn_(); }
+  ScopeExit(const ScopeExit&) = delete;
+  ScopeExit& operator=(const ScopeExit&) = delete;
+
+ private:
+  F fn_;
+};
+
 template <class C>
 void closure_entry(void* p) {
   C* c = static_cast<C*>(p);
-  struct Destroy {
-    C* c;
-    ~Destroy() { c->~C(); }
-  } destroy{c};
+  ScopeExit destroy([c] { c->~C(); });
   (*c)();
 }
 
