@@ -72,6 +72,7 @@ struct G {
 enum class AfterSwitch : std::uint8_t { none, park, yield, exit };
 
 inline constexpr std::uint32_t kRunQueueSize = 256;
+inline constexpr std::int64_t kNever = INT64_MAX;  // no timer armed
 
 // A worker: one OS thread, its scheduler context (g0) and its run queues.
 struct alignas(64) P {
@@ -159,6 +160,17 @@ G* current_g_for_signal() noexcept;
 
 // Releases a dead goroutine's resources (called on g0 after it switched away for good).
 void free_goroutine(P* p, G* g) noexcept;
+
+// The life of a G (scheduler.cpp).
+G* new_goroutine(P* p, std::size_t size, std::size_t align, void** closure);
+void commit_goroutine(Runtime* rt, G* g, void (*entry)(void*), const void* pc);
+void worker_main(P* p);  // a worker thread's body: find_runnable -> execute until stopping
+void execute(P* p, G* g);
+
+// Finding work and idling (idle.cpp).
+G* find_runnable(P* p);        // nullptr once the runtime is stopping
+void wakep(Runtime* rt);       // wake an idle worker unless one is already spinning
+void begin_stop(Runtime* rt);  // main returned or a fatal error: every worker leaves
 
 // Fatal conditions (scheduler.cpp): print and exit(2), or record and stop under raise.
 void fatal_panic(std::exception_ptr e) noexcept;
