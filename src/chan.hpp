@@ -69,7 +69,7 @@ struct ChanQueue {
 };
 
 struct ChanCore {
-  Lock mu;
+  Lock mu{LockRank::channel};
   const ElemOps* ops;
   std::size_t cap;
   unsigned char* buf;  // cap slots of ops->size bytes

@@ -127,7 +127,7 @@ struct Runtime {
   std::vector<P*> ps;
   StackPool stacks;
 
-  Lock sched_mu;
+  Lock sched_mu{LockRank::sched};
   G* gq_head GORO_GUARDED_BY(sched_mu) = nullptr;
   G* gq_tail GORO_GUARDED_BY(sched_mu) = nullptr;
   std::atomic<std::size_t> gq_size{0};
@@ -143,7 +143,7 @@ struct Runtime {
   std::atomic<std::int64_t> nforeign{0};   // live ForeignThread registrations
   std::uint64_t run_seq = 0;               // which run (ForeignThread outliving it)
 
-  Lock fatal_mu;
+  Lock fatal_mu{LockRank::leaf};
   bool fatal GORO_GUARDED_BY(fatal_mu) = false;
   std::string fatal_text GORO_GUARDED_BY(fatal_mu);
   std::exception_ptr panic GORO_GUARDED_BY(fatal_mu);

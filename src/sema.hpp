@@ -48,7 +48,7 @@ struct SemaWaiter {
 };
 
 struct alignas(64) SemaBucket {
-  Lock mu;
+  Lock mu{LockRank::wait_table};
   IntrusiveFifo<SemaWaiter> queue GORO_GUARDED_BY(mu);
 
   void push_back(SemaWaiter* w) GORO_REQUIRES(mu) {

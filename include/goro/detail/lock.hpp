@@ -29,13 +29,32 @@
 
 namespace goro::detail {
 
+// The documented lock order (outermost first), checked in debug builds of goro itself
+// (GORO_LOCK_RANK_CHECKS, as Go's lockrank.go): a thread may only acquire a lock of a
+// higher rank than every lock it holds, except that channel locks may be taken together in
+// increasing address order (select). `none` is not checked.
+enum class LockRank : std::uint8_t {
+  none,
+  channel,     // ChanCore::mu (select: several, in address order)
+  wait_table,  // a SemaBucket::mu of the sync objects' wait table (one at a time)
+  context,     // a Context's or an ErrGroup's state
+  sched,       // Runtime::sched_mu (global run queue, idle list)
+  stack_pool,  // StackPool::mu_
+  timer_heap,  // the timer heap
+  leaf,        // takes no other lock while held (fatal state)
+};
+
 class GORO_CAPABILITY("mutex") Lock {
  public:
-  Lock() = default;
+  constexpr Lock() noexcept = default;
+  explicit constexpr Lock(LockRank rank) noexcept : rank_(rank) {}
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
 
   void lock() GORO_ACQUIRE() {
+#if GORO_LOCK_RANK_CHECKS
+    rank_acquire(this);
+#endif
     std::uint32_t expected = 0;
     if (!state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
                                         std::memory_order_relaxed)) {
@@ -44,21 +63,33 @@ class GORO_CAPABILITY("mutex") Lock {
   }
   bool try_lock() GORO_TRY_ACQUIRE(true) {
     std::uint32_t expected = 0;
-    return state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
+    bool won = state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                              std::memory_order_relaxed);
+#if GORO_LOCK_RANK_CHECKS
+    if (won) rank_acquire(this);
+#endif
+    return won;
   }
   // Tells the analysis that the caller holds this lock where it cannot follow (a set of
   // channel locks taken in address order by select).
   void assert_held() const GORO_ASSERT_CAPABILITY(this) {}
   void unlock() GORO_RELEASE() {
+#if GORO_LOCK_RANK_CHECKS
+    rank_release(this);
+#endif
     if (state_.exchange(0, std::memory_order_release) == 2) wake_one();
   }
+  LockRank rank() const noexcept { return rank_; }
 
  private:
   void lock_slow();
   void wake_one();
+  // Debug lock-rank bookkeeping (lock.cpp): aborts with both locks named on a violation.
+  static void rank_acquire(const Lock* l) noexcept;
+  static void rank_release(const Lock* l) noexcept;
   // 0 unlocked, 1 locked, 2 locked with sleepers.
   std::atomic<std::uint32_t> state_{0};
+  LockRank rank_ = LockRank::none;
 };
 
 class GORO_SCOPED_CAPABILITY LockGuard {
