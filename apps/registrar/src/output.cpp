@@ -13,13 +13,8 @@ void append_padded(std::string& out, std::string_view s, std::size_t width) {
   out.push_back(' ');
 }
 
-// Table cells stay on one line: control characters become spaces.
-std::string one_line(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  return out;
-}
+// Table cells stay on one line and never drive the terminal: control characters escaped.
+std::string one_line(std::string_view s) { return echo_value(s, std::string_view::npos); }
 
 void append_number(std::string& out, std::uint64_t n) { out += std::to_string(n); }
 

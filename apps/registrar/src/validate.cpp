@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <utility>
 
 namespace registrar {
 
@@ -71,6 +72,34 @@ void validate_row(RosterRow& row) {
   trim(row.student_id);
   trim(row.name);
   trim(row.email);
+  auto too_long = [&](const char* field, const std::string& value, std::size_t limit) {
+    if (value.size() <= limit) return false;
+    row.outcome = Outcome::too_long;
+    row.detail = std::string(field) + " is " + std::to_string(value.size()) +
+                 " bytes, the limit is " + std::to_string(limit) + ": '" + echo_value(value) + "'";
+    return true;
+  };
+  if (too_long("student_id", row.student_id, kMaxIdBytes) ||
+      too_long("name", row.name, kMaxNameBytes) || too_long("email", row.email, kMaxEmailBytes)) {
+    row.student_id = echo_value(row.student_id);
+    return;
+  }
+  for (auto [field, value] : {std::pair{"student_id", &row.student_id},
+                              std::pair{"name", &row.name}, std::pair{"email", &row.email}}) {
+    if (value->find('\0') != std::string::npos) {
+      row.outcome = Outcome::malformed;
+      row.detail = std::string(field) + " contains a NUL character";
+      row.student_id = echo_value(row.student_id);
+      return;
+    }
+  }
+  for (unsigned char c : row.student_id)
+    if (c < 0x20 || c == 0x7F) {
+      row.outcome = Outcome::malformed;
+      row.detail = "student_id contains a control character: '" + echo_value(row.student_id) + "'";
+      row.student_id = echo_value(row.student_id);
+      return;
+    }
   if (row.student_id.empty()) {
     row.outcome = Outcome::missing_id;
     row.detail = "student_id is empty";
@@ -79,7 +108,7 @@ void validate_row(RosterRow& row) {
     row.detail = "name is empty";
   } else if (std::string why; !is_valid_email(row.email, &why)) {
     row.outcome = Outcome::bad_email;
-    row.detail = row.email.empty() ? why : why + ": '" + row.email + "'";
+    row.detail = row.email.empty() ? why : why + ": '" + echo_value(row.email) + "'";
   }
 }
 
