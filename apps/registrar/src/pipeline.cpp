@@ -78,6 +78,7 @@ void read_stage(const goro::Context& ctx, InputFormat format, ReadFn& read, goro
     };
     while (!ctx.cancelled()) {
       std::size_t n = goro::blocking([&] { return read(chunk.data(), chunk.size()); });
+      if (ctx.cancelled()) break;
       if (cfg.progress) cfg.progress->bytes_read += n;
       if (n == 0) {
         parser->finish(batch.rows);
@@ -100,75 +101,91 @@ void validate_stage(goro::Chan<Batch>& in, goro::Chan<Batch>& out) {
   }
 }
 
-// The only goroutine that touches the database.
-void write_stage(const goro::Context& ctx, Store& store, std::int64_t course_id, InputFormat format,
-                 goro::Chan<Batch>& in, goro::Chan<std::vector<RosterRow>>& out,
-                 const PipelineConfig& cfg, FirstError& error) {
-  CloseOnExit<std::vector<RosterRow>> closer{out};
-  bool failed = false;
+// One transaction's worth of rows, in input order, ready for the writer: `valid` points
+// into `rows` at the rows to register (the others already have their result).
+struct Txn {
+  std::vector<RosterRow> rows;
+  std::vector<RosterRow*> valid;
+};
+
+// Puts validated batches back in input order, fails in-roster duplicates and cuts the rows
+// into transactions, so that the writer does nothing but SQLite: transaction N+1 is prepared
+// here while the writer commits N.
+void sequence_stage(goro::Chan<Batch>& in, goro::Chan<Txn>& out, InputFormat format,
+                    const PipelineConfig& cfg) {
+  CloseOnExit<Txn> closer{out};
   std::map<std::uint64_t, Batch> early;  // batches that overtook an earlier one
   std::uint64_t next_seq = 0;
   std::unordered_map<std::string, std::uint64_t> first_seen;  // student id → position
-  std::vector<RosterRow> staged;  // in input order, waiting for their transaction
-  std::vector<std::size_t> txn;   // indexes of the valid rows of `staged`
-  const std::string where = std::string(position_label(format)) + " ";
-
-  auto commit = [&] {
-    if (ctx.cancelled()) throw goro::Canceled();  // another stage failed: commit no more
-    if (!txn.empty()) {
-      std::vector<RosterRow*> rows;
-      rows.reserve(txn.size());
-      for (std::size_t i : txn) rows.push_back(&staged[i]);
-      // One blocking call per transaction: the worker thread stays free for the other stages
-      // while SQLite writes.
-      goro::blocking([&] { store.register_batch(course_id, rows); });
-      txn.clear();
-    }
-    if (!staged.empty()) {
-      out.send(std::exchange(staged, {}));
-      staged.reserve(cfg.txn_rows + cfg.parse_batch);
-    }
-  };
-  staged.reserve(cfg.txn_rows + cfg.parse_batch);
   first_seen.reserve(1 << 16);
-
+  const std::string where = std::string(position_label(format)) + " ";
+  Txn txn;
+  std::size_t valid = 0;
+  auto ship = [&] {
+    for (RosterRow& row : txn.rows)
+      if (row.outcome == Outcome::pending) txn.valid.push_back(&row);
+    out.send(std::exchange(txn, {}));
+    txn.rows.reserve(cfg.txn_rows + cfg.parse_batch);
+    txn.valid.reserve(cfg.txn_rows);
+    valid = 0;
+  };
+  txn.rows.reserve(cfg.txn_rows + cfg.parse_batch);
   for (Batch batch : in) {
-    if (failed) continue;  // drain, so that upstream can finish
-    try {
-      early.emplace(batch.seq, std::move(batch));
-      for (auto it = early.find(next_seq); it != early.end(); it = early.find(++next_seq)) {
-        std::vector<RosterRow> rows = std::move(it->second.rows);
-        early.erase(it);
-        for (RosterRow& row : rows) {
-          if (row.outcome == Outcome::pending) {
-            auto [seen, fresh] = first_seen.emplace(row.student_id, row.position);
-            if (!fresh) {
-              row.outcome = Outcome::duplicate_id;
-              row.detail = "student_id also on " + where + std::to_string(seen->second);
-            }
-          }
-          staged.push_back(std::move(row));
-          if (staged.back().outcome == Outcome::pending) {
-            txn.push_back(staged.size() - 1);
-            if (txn.size() >= cfg.txn_rows) commit();
+    early.emplace(batch.seq, std::move(batch));
+    for (auto it = early.find(next_seq); it != early.end(); it = early.find(++next_seq)) {
+      std::vector<RosterRow> rows = std::move(it->second.rows);
+      early.erase(it);
+      for (RosterRow& row : rows) {
+        if (row.outcome == Outcome::pending) {
+          auto [seen, fresh] = first_seen.emplace(row.student_id, row.position);
+          if (!fresh) {
+            row.outcome = Outcome::duplicate_id;
+            row.detail = "student_id also on " + where + std::to_string(seen->second);
           }
         }
+        txn.rows.push_back(std::move(row));
+        if (txn.rows.back().outcome == Outcome::pending && ++valid >= cfg.txn_rows) ship();
       }
+    }
+  }
+  if (!txn.rows.empty()) ship();
+}
+
+// The only goroutine that touches the database: one goro::blocking call per transaction, so
+// the worker thread stays free for the other stages while SQLite writes. Once the run is
+// cancelled (a failure elsewhere, or the caller's context: Ctrl-C) it commits no more; the
+// transaction in flight finishes and its results are passed on.
+void write_stage(const goro::Context& ctx, Store& store, std::int64_t course_id,
+                 goro::Chan<Txn>& in, goro::Chan<std::vector<RosterRow>>& out,
+                 const PipelineConfig& cfg, FirstError& error) {
+  CloseOnExit<std::vector<RosterRow>> closer{out};
+  bool stopped = false;
+  for (Txn txn : in) {
+    if (stopped || ctx.cancelled()) {
+      stopped = true;
+      continue;  // drain, so that upstream can finish
+    }
+    try {
+      if (!txn.valid.empty()) {
+        goro::blocking([&] {
+          if (cfg.dry_run) {
+            store.preview_batch(course_id, txn.valid);
+          } else {
+            store.register_batch(course_id, txn.valid);
+          }
+        });
+      }
+      out.send(std::move(txn.rows));
     } catch (...) {
-      failed = true;
+      stopped = true;
       error.record(std::current_exception());
     }
   }
-  if (failed) return;
-  try {
-    commit();
-  } catch (...) {
-    error.record(std::current_exception());
-  }
 }
 
-void output_stage(goro::Chan<std::vector<RosterRow>>& in, ResultSink& sink, Summary& summary,
-                  const PipelineConfig& cfg, FirstError& error) {
+void output_stage(const goro::Context& ctx, goro::Chan<std::vector<RosterRow>>& in,
+                  ResultSink& sink, Summary& summary, const PipelineConfig& cfg,
+                  FirstError& error) {
   bool failed = false;
   for (std::vector<RosterRow> rows : in) {
     for (const RosterRow& row : rows) ++summary.by_outcome[static_cast<int>(row.outcome)];
@@ -182,7 +199,9 @@ void output_stage(goro::Chan<std::vector<RosterRow>>& in, ResultSink& sink, Summ
       error.record(std::current_exception());
     }
   }
-  if (failed) return;
+  // A run that failed or was interrupted before its first result writes nothing at all (not
+  // even a header), so that stdout is empty.
+  if (failed || (summary.rows == 0 && ctx.cancelled())) return;
   try {
     sink.close();
   } catch (...) {
@@ -201,10 +220,12 @@ Summary register_roster(Store& store, std::int64_t course_id, InputFormat format
   if (cfg.txn_rows == 0) cfg.txn_rows = 1;
   if (cfg.read_chunk == 0) cfg.read_chunk = 1;
 
-  auto [ctx, cancel] = goro::with_cancel(goro::Context::background());
+  auto [ctx, cancel] =
+      goro::with_cancel(config.parent ? *config.parent : goro::Context::background());
   FirstError error(cancel);
   goro::Chan<Batch> parsed(cfg.queue_depth);
   goro::Chan<Batch> validated(cfg.queue_depth);
+  goro::Chan<Txn> txns(1);  // one transaction prepared while the writer commits the previous
   goro::Chan<std::vector<RosterRow>> results(cfg.queue_depth);
   Summary summary;
 
@@ -217,11 +238,14 @@ Summary register_roster(Store& store, std::int64_t course_id, InputFormat format
     validators.wait();
     validated.close();
   });
-  stages.go([&] { write_stage(ctx, store, course_id, format, validated, results, cfg, error); });
-  stages.go([&] { output_stage(results, sink, summary, cfg, error); });
+  stages.go([&] { sequence_stage(validated, txns, format, cfg); });
+  stages.go([&] { write_stage(ctx, store, course_id, txns, results, cfg, error); });
+  stages.go([&] { output_stage(ctx, results, sink, summary, cfg, error); });
   stages.wait();
   cancel();
   error.rethrow_if_any();
+  summary.interrupted = config.parent && config.parent->cancelled();
+  summary.dry_run = cfg.dry_run;
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }
@@ -248,17 +272,34 @@ void FileSink::write(std::span<const RosterRow> rows) {
 void FileSink::close() {
   formatter_.end(buf_);
   flush();
-  int rc = goro::blocking([&] { return std::fflush(file_); });
-  if (rc != 0)
-    throw std::runtime_error(std::string("cannot write results: ") + std::strerror(errno));
+  if (broken_) return;
+  // errno belongs to the thread that ran the call: read it there.
+  int err = goro::blocking([&] { return std::fflush(file_) == 0 ? 0 : errno; });
+  if (err == EPIPE) {
+    broken_ = true;
+  } else if (err != 0) {
+    throw std::runtime_error(std::string("cannot write results: ") + std::strerror(err));
+  }
 }
 
 void FileSink::flush() {
   if (buf_.empty()) return;
-  std::size_t n = goro::blocking([&] { return std::fwrite(buf_.data(), 1, buf_.size(), file_); });
-  if (n != buf_.size())
-    throw std::runtime_error(std::string("cannot write results: ") + std::strerror(errno));
+  if (broken_) {
+    buf_.clear();
+    return;
+  }
+  int err = goro::blocking([&] {
+    std::size_t n = std::fwrite(buf_.data(), 1, buf_.size(), file_);
+    return n == buf_.size() ? 0 : errno;
+  });
   buf_.clear();
+  // The reader of the results went away (`registrar register ... | head`): the results stop,
+  // the registration goes on (SIGPIPE is ignored by the CLI).
+  if (err == EPIPE) {
+    broken_ = true;
+  } else if (err != 0) {
+    throw std::runtime_error(std::string("cannot write results: ") + std::strerror(err));
+  }
 }
 
 }  // namespace registrar

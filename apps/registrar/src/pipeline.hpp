@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <goro/goro.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,10 +51,13 @@ class FileSink final : public ResultSink {
   FileSink(std::FILE* file, OutputFormat format, std::string_view position_label);
   void write(std::span<const RosterRow> rows) override;
   void close() override;
+  // The reader closed the stream (EPIPE): later results were dropped.
+  bool broken() const { return broken_; }
 
  private:
   void flush();
   std::FILE* file_;
+  bool broken_ = false;
   ResultFormatter formatter_;
   std::string buf_;
 };
@@ -88,10 +93,18 @@ struct PipelineConfig {
   std::size_t read_chunk = 1 << 18;  // bytes per read
   std::size_t queue_depth = 8;       // batches buffered between stages
   Progress* progress = nullptr;
+  bool dry_run = false;  // Store::preview_batch instead of register_batch: nothing is written
+  // Cancelling it interrupts the run (Ctrl-C): no further transaction starts, the one in
+  // flight completes and its results are written; register_roster() then returns normally
+  // with Summary::interrupted set.
+  std::optional<goro::Context> parent;
 };
 
 // Registers every row of the roster for the course. Must run on a goroutine (inside
-// goro::run). Each input row produces exactly one result in the sink, in input order.
+// goro::run). Each input row produces exactly one result in the sink, in input order (an
+// interrupted run: each row of the transactions that committed). A run that fails or is
+// interrupted before its first result does not close the sink (a FileSink then writes
+// nothing, not even its header).
 // Throws RosterError, StoreError/DbLocked or the read function's exception; results for the
 // transactions that committed before the failure have been written to the sink then.
 Summary register_roster(Store& store, std::int64_t course_id, InputFormat format, ReadFn read,
