@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
+#include <thread>
 
 #include "generate.hpp"
 #include "test_util.hpp"
@@ -206,6 +208,56 @@ TEST(Pipeline, LockedDatabaseFailsTheRunWithoutHanging) {
   sqlite3_close(holder);
   EXPECT_TRUE(sink.rows().empty());
   EXPECT_EQ(store.registered_count(course_id), 0);
+}
+
+// Issue 9, item 6: cancelling the caller's context (what the CLI does on SIGINT/SIGTERM)
+// stops the run at a transaction boundary: the committed rows have their results, nothing
+// else is reported, and register_roster() returns an interrupted summary instead of throwing.
+TEST(Pipeline, CancelledParentInterruptsAtATransactionBoundary) {
+  TempDir dir;
+  std::string db = dir.file("r.db");
+  Store store(db);
+  Course c = store.add_course("Intro", 1000000);
+  std::string head = "student_id,name,email\n", tail;
+  for (int i = 0; i < 2500; ++i)
+    head += "A" + std::to_string(i) + ",N,a" + std::to_string(i) + "@x.org\n";
+  for (int i = 0; i < 2500; ++i)
+    tail += "B" + std::to_string(i) + ",N,b" + std::to_string(i) + "@x.org\n";
+  VectorSink sink;
+  Summary s = in_goro([&] {
+    auto [ctx, cancel] = goro::with_cancel(goro::Context::background());
+    int calls = 0;
+    ReadFn read = [&, cancel = cancel](char* buf, std::size_t cap) -> std::size_t {
+      const std::string* text = nullptr;
+      if (calls == 0) text = &head;
+      if (calls == 1) {
+        // Runs on a helper thread (goro::blocking): wait until a transaction committed.
+        while (testing::sql_int(db, "SELECT count(*) FROM registrations") == 0)
+          std::this_thread::yield();
+        cancel();  // "Ctrl-C"
+        text = &tail;
+      }
+      ++calls;
+      if (!text) return 0;
+      std::size_t n = std::min(cap, text->size());
+      std::memcpy(buf, text->data(), n);
+      return n;
+    };
+    PipelineConfig cfg;
+    cfg.read_chunk = 1 << 20;
+    cfg.parent = ctx;
+    return register_roster(store, c.id, InputFormat::csv, read, sink, cfg);
+  });
+  EXPECT_TRUE(s.interrupted);
+  const auto committed = static_cast<std::uint64_t>(store.registered_count(c.id));
+  EXPECT_GE(committed, 1000u);
+  EXPECT_EQ(committed % 1000, 0u) << "whole transactions only";
+  EXPECT_LT(committed, 5000u);
+  EXPECT_EQ(sink.rows().size(), committed);
+  EXPECT_EQ(s.rows, committed);
+  EXPECT_EQ(s.count(Outcome::registered), committed);
+  EXPECT_TRUE(sink.closed());
+  for (const RosterRow& row : sink.rows()) EXPECT_EQ(row.outcome, Outcome::registered);
 }
 
 TEST(Output, FormatsRowsAsTableCsvAndJson) {
