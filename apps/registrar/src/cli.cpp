@@ -361,10 +361,10 @@ int register_main(const Global& g, const RegisterArgs& a, OutFile& out, const go
 
 // SIGINT/SIGTERM without a netpoller: the signals are blocked in every thread (the mask is
 // set before goro::run starts the runtime's threads, which inherit it) and read from a
-// signalfd by a watcher goroutine, whose poll() runs in goro::blocking. The first signal
-// cancels the run's context (the pipeline stops at the next transaction boundary and
-// flushes what it has); a second one exits at once. When the run is over, an eventfd wakes
-// the watcher so that its blocking call returns.
+// signalfd by a watcher goroutine, whose poll() runs in goro::blocking. A signal cancels
+// the run's context (the pipeline stops at the next transaction boundary and flushes what
+// it has). When the run is over, an eventfd wakes the watcher so that its blocking call
+// returns (run() waits for blocking calls still running).
 class SignalWatcher {
  public:
   SignalWatcher() {
@@ -384,27 +384,27 @@ class SignalWatcher {
   SignalWatcher(const SignalWatcher&) = delete;
   SignalWatcher& operator=(const SignalWatcher&) = delete;
 
-  // Runs on a goroutine until stop(); calls on_signal() at the first signal.
+  // Runs on a goroutine until stop() or the first signal, which calls on_signal() (a
+  // second Ctrl-C waits for the transaction in flight like the first). Each poll() is
+  // bounded (kPollMs): a goro::blocking helper is never held for long, so no other blocking
+  // call can be stuck behind it in the helper pool's queue.
   void watch(const std::function<void()>& on_signal) {
-    bool first = true;
+    constexpr int kPollMs = 100;
     while (true) {
       int sig = goro::blocking([&] {
         pollfd fds[2] = {{sfd_, POLLIN, 0}, {efd_, POLLIN, 0}};
-        while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
-        }
+        if (::poll(fds, 2, kPollMs) <= 0) return -1;  // timeout or EINTR: poll again
         if (fds[1].revents & POLLIN) return 0;
         signalfd_siginfo info{};
-        if (::read(sfd_, &info, sizeof info) != sizeof info) return 0;
+        if (::read(sfd_, &info, sizeof info) != sizeof info) return -1;
         return static_cast<int>(info.ssi_signo);
       });
       if (sig == 0) return;
-      if (!first) {
-        std::fprintf(stderr, "registrar: second signal, exiting now\n");
-        ::_exit(128 + sig);
+      if (sig > 0) {
+        signal_.store(sig);
+        on_signal();
+        return;
       }
-      first = false;
-      signal_.store(sig);
-      on_signal();
     }
   }
   void stop() {

@@ -56,7 +56,7 @@ class CsvParser final : public RosterParser {
       if (head_.size() < 3) return;  // wait for more input
       finish_head();
     }
-    for (char c : chunk) step(c);
+    consume(chunk);
     check_error();
   }
 
@@ -106,7 +106,31 @@ class CsvParser final : public RosterParser {
       offset_ = 3;
       col_ = 0;
     }
-    for (char c : h) step(c);
+    consume(h);
+  }
+
+  void consume(std::string_view chunk) {
+    std::size_t i = 0;
+    while (i < chunk.size()) {
+      // Fast path: a run of printable ASCII inside a field is copied at once.
+      if ((state_ == State::unquoted || state_ == State::quoted) && utf8_need_ == 0 && !prev_cr_) {
+        const bool quoted = state_ == State::quoted;
+        std::size_t j = i;
+        while (j < chunk.size()) {
+          const auto c = static_cast<unsigned char>(chunk[j]);
+          if (c < 0x20 || c >= 0x80 || c == '"' || (c == ',' && !quoted)) break;
+          ++j;
+        }
+        if (j > i) {
+          append(chunk.substr(i, j - i));
+          offset_ += j - i;
+          col_ += j - i;
+          i = j;
+          continue;
+        }
+      }
+      step(chunk[i++]);
+    }
   }
 
   // One input byte: position bookkeeping, byte checks, then the state machine.
@@ -240,9 +264,10 @@ class CsvParser final : public RosterParser {
     utf8_hi_ = 0xBF;
   }
 
-  void append(char c) {
-    if (field_.size() < kMaxCsvField) {
-      field_.push_back(c);
+  void append(char c) { append(std::string_view(&c, 1)); }
+  void append(std::string_view text) {
+    if (field_.size() + text.size() <= kMaxCsvField) {
+      field_.append(text);
     } else if (problem_.empty()) {
       problem_ = "field " + std::to_string(fields_.size() + 1) + " is longer than " +
                  std::to_string(kMaxCsvField) + " bytes";
