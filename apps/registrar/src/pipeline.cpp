@@ -1,4 +1,5 @@
-// registrar pipeline: reader → validators → writer → output, as goroutines over channels.
+// registrar pipeline: reader → validators → sequencer → writer → output, as goroutines over
+// channels.
 #include "pipeline.hpp"
 
 #include <algorithm>
@@ -109,9 +110,12 @@ class IdSet {
   IdSet() : slots_(1 << 16, 0) {}
   // Inserts `id` with `position` unless present. Returns {position of the first occurrence,
   // whether this call inserted it}.
-  std::pair<std::uint64_t, bool> insert(std::string_view id, std::uint64_t position) {
+  static std::uint64_t hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
+  // Hints that `insert(id with this hash)` is coming: the slot is a cache miss otherwise.
+  void prefetch(std::uint64_t h) const { __builtin_prefetch(&slots_[h & (slots_.size() - 1)]); }
+  std::pair<std::uint64_t, bool> insert(std::string_view id, std::uint64_t h,
+                                        std::uint64_t position) {
     if ((entries_.size() + 1) * 2 > slots_.size()) grow();
-    const std::uint64_t h = std::hash<std::string_view>{}(id);
     const std::uint64_t tag = h >> 32;
     const std::size_t mask = slots_.size() - 1;
     for (std::size_t i = h & mask;; i = (i + 1) & mask) {
@@ -170,6 +174,7 @@ void sequence_stage(goro::Chan<Batch>& in, goro::Chan<Txn>& out, InputFormat for
   std::map<std::uint64_t, Batch> early;  // batches that overtook an earlier one
   std::uint64_t next_seq = 0;
   IdSet first_seen;  // student id → position of its first valid row
+  std::vector<std::uint64_t> hashes;
   const std::string where = std::string(position_label(format)) + " ";
   Txn txn;
   std::size_t valid = 0;
@@ -187,9 +192,18 @@ void sequence_stage(goro::Chan<Batch>& in, goro::Chan<Txn>& out, InputFormat for
     for (auto it = early.find(next_seq); it != early.end(); it = early.find(++next_seq)) {
       std::vector<RosterRow> rows = std::move(it->second.rows);
       early.erase(it);
-      for (RosterRow& row : rows) {
+      // Hash the batch's ids first and fetch their slots a few rows ahead.
+      constexpr std::size_t kAhead = 8;
+      hashes.resize(rows.size());
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        hashes[i] = IdSet::hash(rows[i].student_id);
+        if (i < kAhead) first_seen.prefetch(hashes[i]);
+      }
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        RosterRow& row = rows[i];
+        if (i + kAhead < rows.size()) first_seen.prefetch(hashes[i + kAhead]);
         if (row.outcome == Outcome::pending) {
-          auto [first, fresh] = first_seen.insert(row.student_id, row.position);
+          auto [first, fresh] = first_seen.insert(row.student_id, hashes[i], row.position);
           if (!fresh) {
             row.outcome = Outcome::duplicate_id;
             row.detail = "student_id also on " + where + std::to_string(first);

@@ -1,19 +1,22 @@
 // registrar pipeline: bulk registration as a goroutine pipeline.
 //
-//   reader ──batches──▶ validators (N goroutines) ──batches──▶ writer ──results──▶ output
-//   (parse)  Chan<Batch>  (field rules)              Chan<Batch>  (order,    Chan<rows>  (format,
-//                                                                 dedupe,                summary)
-//                                                                 SQLite)
+//   reader ─▶ validators (N) ─▶ sequencer ─▶ writer ─▶ output
+//   (parse)   (field rules)     (order,      (SQLite   (format,
+//                                dedupe,      only)     summary)
+//                                cut txns)
 //
 // The reader reads the input in chunks through goro::blocking and parses it into numbered
-// batches. Validators take batches off one channel, so they finish out of order; the single
-// writer puts the batches back in input order, fails in-roster duplicates, and registers the
-// valid rows in BEGIN IMMEDIATE transactions of up to `txn_rows` rows, each transaction one
-// goro::blocking call (the only place SQLite is touched). Rows leave the writer in input
-// order once their transaction committed; the output goroutine formats them into the sink and
-// counts the summary. The first failure (unreadable input, broken document, database error)
-// cancels the run: stages stop producing, drain their inputs and exit, and the error is
-// rethrown by register_roster() once every goroutine has finished.
+// batches. Validators take batches off one channel, so they finish out of order; the
+// sequencer puts the batches back in input order, fails in-roster duplicates and cuts the
+// rows into transactions of up to `txn_rows` registrations. The writer does nothing but
+// SQLite: each BEGIN IMMEDIATE transaction is one goro::blocking call, and the sequencer
+// prepares transaction N+1 while N commits (a channel of one between them). Rows leave the
+// writer in input order once their transaction committed; the output goroutine formats them
+// into the sink and counts the summary. The first failure (unreadable input, broken
+// document, database error) cancels the run: stages stop producing, drain their inputs and
+// exit, and the error is rethrown by register_roster() once every goroutine has finished.
+// Cancelling the caller's context (PipelineConfig::parent: Ctrl-C in the CLI, a client gone
+// in a service) interrupts the run the same way but is not an error.
 #pragma once
 
 #include <atomic>

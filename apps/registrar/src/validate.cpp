@@ -22,9 +22,24 @@ bool fail(std::string* why, const char* text) {
   return false;
 }
 
-bool is_atext(unsigned char c) {
-  return std::isalnum(c) || (c != 0 && std::strchr("!#$%&'*+/=?^_`{|}~-", c) != nullptr);
-}
+// ASCII only, no locale: a table lookup per character.
+struct CharClasses {
+  bool atext[256] = {};
+  bool alnum[256] = {};
+  bool alpha[256] = {};
+  constexpr CharClasses() {
+    for (int c = 0; c < 256; ++c) {
+      alpha[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+      alnum[c] = alpha[c] || (c >= '0' && c <= '9');
+      atext[c] = alnum[c];
+    }
+    for (const char* p = "!#$%&'*+/=?^_`{|}~-"; *p; ++p)
+      atext[static_cast<unsigned char>(*p)] = true;
+  }
+};
+constexpr CharClasses kChars;
+
+bool is_atext(unsigned char c) { return kChars.atext[c]; }
 
 }  // namespace
 
@@ -54,12 +69,12 @@ bool is_valid_email(std::string_view email, std::string* why) {
     if (label.front() == '-' || label.back() == '-')
       return fail(why, "email domain label starts or ends with '-'");
     for (unsigned char c : label)
-      if (!std::isalnum(c) && c != '-') return fail(why, "email domain has an invalid character");
+      if (!kChars.alnum[c] && c != '-') return fail(why, "email domain has an invalid character");
     ++labels;
     if (dot == domain.npos) {
       if (labels < 2) return fail(why, "email domain has no '.'");
       bool alpha = label.size() >= 2;
-      for (unsigned char c : label) alpha = alpha && std::isalpha(c);
+      for (unsigned char c : label) alpha = alpha && kChars.alpha[c];
       if (!alpha) return fail(why, "email top-level domain is not alphabetic");
       return true;
     }
