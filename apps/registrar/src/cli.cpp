@@ -425,7 +425,10 @@ int cmd_register(const Global& g, const RegisterArgs& a) {
   OutFile out(a.out);
   SignalWatcher signals;  // before goro::run: its threads inherit the signal mask
   return goro::run([&]() -> int {
-    auto [ctx, cancel] = goro::with_cancel(goro::Context::background());
+    // (No structured bindings: lambdas capture them only from clang 16 on.)
+    auto cancellable = goro::with_cancel(goro::Context::background());
+    const goro::Context ctx = cancellable.first;
+    const std::function<void()> cancel = cancellable.second;
     goro::WaitGroup watcher;
     watcher.go([&, cancel = cancel] { signals.watch(cancel); });
     int status = 1;

@@ -286,8 +286,11 @@ Summary register_roster(Store& store, std::int64_t course_id, InputFormat format
   if (cfg.txn_rows == 0) cfg.txn_rows = 1;
   if (cfg.read_chunk == 0) cfg.read_chunk = 1;
 
-  auto [ctx, cancel] =
+  // (No structured bindings: lambdas capture them only from clang 16 on.)
+  auto cancellable =
       goro::with_cancel(config.parent ? *config.parent : goro::Context::background());
+  const goro::Context ctx = cancellable.first;
+  const std::function<void()> cancel = cancellable.second;
   FirstError error(cancel);
   goro::Chan<Batch> parsed(cfg.queue_depth);
   goro::Chan<Batch> validated(cfg.queue_depth);

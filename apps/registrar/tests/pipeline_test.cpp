@@ -238,7 +238,9 @@ TEST(Pipeline, CancelledParentInterruptsAtATransactionBoundary) {
     roster += "A" + std::to_string(i) + ",N,a" + std::to_string(i) + "@x.org\n";
   std::optional<CancellingSink> sink;
   Summary s = in_goro([&] {
-    auto [ctx, cancel] = goro::with_cancel(goro::Context::background());
+    auto cancellable = goro::with_cancel(goro::Context::background());
+    const goro::Context ctx = cancellable.first;
+    const std::function<void()> cancel = cancellable.second;
     sink.emplace(cancel);
     PipelineConfig cfg;
     cfg.read_chunk = 4096;
