@@ -1,4 +1,5 @@
-// registrar roster: CSV (libcsv), JSON array and NDJSON (nlohmann::json) parsers.
+// registrar roster: CSV (a strict RFC 4180 reader of its own), JSON array (streamed) and NDJSON
+// (nlohmann::json) parsers.
 #include "roster.hpp"
 
 #include <algorithm>

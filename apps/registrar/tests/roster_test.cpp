@@ -1,4 +1,4 @@
-// registrar tests: roster parsing (CSV via libcsv, JSON array, NDJSON) and format detection.
+// registrar tests: roster parsing (strict CSV, streamed JSON array, NDJSON) and format detection.
 #include "roster.hpp"
 
 #include <gtest/gtest.h>
