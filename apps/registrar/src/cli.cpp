@@ -336,7 +336,6 @@ int register_main(const Global& g, const RegisterArgs& a, OutFile& out, const go
   // With --out the results are in the file, so the summary goes to stdout; without, the
   // results are on stdout and the summary goes to stderr.
   const bool to_file = out.is_file() || (!a.out.empty() && a.out != "-");
-  course.registered = -1;  // not shown
   std::string text = a.summary_format == "json" ? format_summary_json(summary, course)
                                                 : format_summary(summary, course);
   try {
