@@ -13,13 +13,8 @@ void append_padded(std::string& out, std::string_view s, std::size_t width) {
   out.push_back(' ');
 }
 
-// Table cells stay on one line: control characters become spaces.
-std::string one_line(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  return out;
-}
+// Table cells stay on one line and never drive the terminal: control characters escaped.
+std::string one_line(std::string_view s) { return echo_value(s, std::string_view::npos); }
 
 void append_number(std::string& out, std::uint64_t n) { out += std::to_string(n); }
 
@@ -159,7 +154,8 @@ std::string format_summary(const Summary& s, const Course& course) {
     out += line;
   };
   out += "summary for course '" + course.name + "' (capacity " + std::to_string(course.capacity) +
-         ")\n";
+         ")" + (s.dry_run ? " -- dry run: nothing was written" : "") +
+         (s.interrupted ? " -- interrupted" : "") + "\n";
   add("rows", s.rows);
   add("registered", s.count(Outcome::registered));
   add("already_registered", s.count(Outcome::already_registered));
@@ -177,51 +173,97 @@ std::string format_summary(const Summary& s, const Course& course) {
   return out;
 }
 
-std::string format_registrations(const std::vector<Registration>& regs, OutputFormat format) {
-  std::string out;
-  switch (format) {
+std::string format_summary_json(const Summary& s, const Course& course) {
+  std::string out = "{\"course\":";
+  append_json_string(out, course.name);
+  out += ",\"capacity\":" + std::to_string(course.capacity);
+  out += ",\"rows\":" + std::to_string(s.rows);
+  out += ",\"registered\":" + std::to_string(s.count(Outcome::registered));
+  out += ",\"already_registered\":" + std::to_string(s.count(Outcome::already_registered));
+  out += ",\"failed\":" + std::to_string(s.failed());
+  out += ",\"by_result\":{";
+  bool first = true;
+  for (int i = 0; i < kOutcomeCount; ++i) {
+    auto o = static_cast<Outcome>(i);
+    if (!is_failure(o) || s.by_outcome[i] == 0) continue;
+    out += first ? "\"" : ",\"";
+    first = false;
+    out += outcome_name(o);
+    out += "\":" + std::to_string(s.by_outcome[i]);
+  }
+  char num[64];
+  std::snprintf(num, sizeof num, "%.3f", s.seconds);
+  out += "},\"elapsed_s\":";
+  out += num;
+  std::snprintf(num, sizeof num, "%.0f",
+                s.seconds > 0 ? static_cast<double>(s.rows) / s.seconds : 0.0);
+  out += ",\"students_per_s\":";
+  out += num;
+  out += s.dry_run ? ",\"dry_run\":true" : ",\"dry_run\":false";
+  out += s.interrupted ? ",\"interrupted\":true}\n" : ",\"interrupted\":false}\n";
+  return out;
+}
+
+void RegistrationFormatter::begin(std::string& out) {
+  switch (format_) {
     case OutputFormat::table:
       append_padded(out, "STUDENT_ID", 12);
       append_padded(out, "REGISTERED_AT", 24);
       append_padded(out, "NAME", 24);
       out += "EMAIL\n";
-      for (const Registration& r : regs) {
-        append_padded(out, one_line(r.student_id), 12);
-        append_padded(out, r.registered_at, 24);
-        append_padded(out, one_line(r.name), 24);
-        out += one_line(r.email) + "\n";
-      }
       break;
     case OutputFormat::csv:
       out += "student_id,name,email,registered_at\n";
-      for (const Registration& r : regs) {
-        append_csv_field(out, r.student_id);
-        out.push_back(',');
-        append_csv_field(out, r.name);
-        out.push_back(',');
-        append_csv_field(out, r.email);
-        out.push_back(',');
-        append_csv_field(out, r.registered_at);
-        out.push_back('\n');
-      }
       break;
     case OutputFormat::json:
       out += "[";
-      for (std::size_t i = 0; i < regs.size(); ++i) {
-        const Registration& r = regs[i];
-        out += i ? ",\n{\"student_id\":" : "\n{\"student_id\":";
-        append_json_string(out, r.student_id);
-        out += ",\"name\":";
-        append_json_string(out, r.name);
-        out += ",\"email\":";
-        append_json_string(out, r.email);
-        out += ",\"registered_at\":";
-        append_json_string(out, r.registered_at);
-        out.push_back('}');
-      }
-      out += regs.empty() ? "]\n" : "\n]\n";
       break;
   }
+}
+
+void RegistrationFormatter::row(const Registration& r, std::string& out) {
+  switch (format_) {
+    case OutputFormat::table:
+      append_padded(out, one_line(r.student_id), 12);
+      append_padded(out, r.registered_at, 24);
+      append_padded(out, one_line(r.name), 24);
+      out += one_line(r.email) + "\n";
+      break;
+    case OutputFormat::csv:
+      append_csv_field(out, r.student_id);
+      out.push_back(',');
+      append_csv_field(out, r.name);
+      out.push_back(',');
+      append_csv_field(out, r.email);
+      out.push_back(',');
+      append_csv_field(out, r.registered_at);
+      out.push_back('\n');
+      break;
+    case OutputFormat::json:
+      out += first_ ? "\n{\"student_id\":" : ",\n{\"student_id\":";
+      append_json_string(out, r.student_id);
+      out += ",\"name\":";
+      append_json_string(out, r.name);
+      out += ",\"email\":";
+      append_json_string(out, r.email);
+      out += ",\"registered_at\":";
+      append_json_string(out, r.registered_at);
+      out.push_back('}');
+      break;
+  }
+  first_ = false;
+}
+
+void RegistrationFormatter::end(std::string& out) {
+  if (format_ == OutputFormat::json) out += first_ ? "]\n" : "\n]\n";
+}
+
+std::string format_registrations(const std::vector<Registration>& regs, OutputFormat format) {
+  std::string out;
+  RegistrationFormatter f(format);
+  f.begin(out);
+  for (const Registration& r : regs) f.row(r, out);
+  f.end(out);
   return out;
 }
 

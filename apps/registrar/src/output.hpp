@@ -38,12 +38,34 @@ struct Summary {
   std::uint64_t rows = 0;
   std::uint64_t by_outcome[kOutcomeCount] = {};
   double seconds = 0;
+  bool interrupted = false;  // cancelled by the caller (a signal) before the end of the input
+  bool dry_run = false;      // nothing was written to the database
   std::uint64_t count(Outcome o) const { return by_outcome[static_cast<int>(o)]; }
   std::uint64_t failed() const;
 };
 
 // Human-readable, one figure per line; failures broken down by reason.
 std::string format_summary(const Summary& s, const Course& course);
+
+// Human-readable, one figure per line; failures broken down by reason.
+// As one JSON object (--summary-format json):
+//   {"course":"C","capacity":9,"rows":4,"registered":2,"already_registered":0,"failed":2,
+//    "by_result":{"bad_email":1,"duplicate_id":1},"elapsed_s":0.01,"students_per_s":400,
+//    "dry_run":false,"interrupted":false}
+std::string format_summary_json(const Summary& s, const Course& course);
+
+// Streams registrations (`list`): begin(), row() any number of times, end().
+class RegistrationFormatter {
+ public:
+  explicit RegistrationFormatter(OutputFormat format) : format_(format) {}
+  void begin(std::string& out);
+  void row(const Registration& r, std::string& out);
+  void end(std::string& out);
+
+ private:
+  OutputFormat format_;
+  bool first_ = true;
+};
 
 std::string format_registrations(const std::vector<Registration>& regs, OutputFormat format);
 std::string format_courses(const std::vector<Course>& courses, OutputFormat format);

@@ -1,25 +1,30 @@
 // registrar pipeline: bulk registration as a goroutine pipeline.
 //
-//   reader ──batches──▶ validators (N goroutines) ──batches──▶ writer ──results──▶ output
-//   (parse)  Chan<Batch>  (field rules)              Chan<Batch>  (order,    Chan<rows>  (format,
-//                                                                 dedupe,                summary)
-//                                                                 SQLite)
+//   reader ─▶ validators (N) ─▶ sequencer ─▶ writer ─▶ output
+//   (parse)   (field rules)     (order,      (SQLite   (format,
+//                                dedupe,      only)     summary)
+//                                cut txns)
 //
 // The reader reads the input in chunks through goro::blocking and parses it into numbered
-// batches. Validators take batches off one channel, so they finish out of order; the single
-// writer puts the batches back in input order, fails in-roster duplicates, and registers the
-// valid rows in BEGIN IMMEDIATE transactions of up to `txn_rows` rows, each transaction one
-// goro::blocking call (the only place SQLite is touched). Rows leave the writer in input
-// order once their transaction committed; the output goroutine formats them into the sink and
-// counts the summary. The first failure (unreadable input, broken document, database error)
-// cancels the run: stages stop producing, drain their inputs and exit, and the error is
-// rethrown by register_roster() once every goroutine has finished.
+// batches. Validators take batches off one channel, so they finish out of order; the
+// sequencer puts the batches back in input order, fails in-roster duplicates and cuts the
+// rows into transactions of up to `txn_rows` registrations. The writer does nothing but
+// SQLite: each BEGIN IMMEDIATE transaction is one goro::blocking call, and the sequencer
+// prepares transaction N+1 while N commits (a channel of one between them). Rows leave the
+// writer in input order once their transaction committed; the output goroutine formats them
+// into the sink and counts the summary. The first failure (unreadable input, broken
+// document, database error) cancels the run: stages stop producing, drain their inputs and
+// exit, and the error is rethrown by register_roster() once every goroutine has finished.
+// Cancelling the caller's context (PipelineConfig::parent: Ctrl-C in the CLI, a client gone
+// in a service) interrupts the run the same way but is not an error.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <goro/goro.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,10 +54,13 @@ class FileSink final : public ResultSink {
   FileSink(std::FILE* file, OutputFormat format, std::string_view position_label);
   void write(std::span<const RosterRow> rows) override;
   void close() override;
+  // The reader closed the stream (EPIPE): later results were dropped.
+  bool broken() const { return broken_; }
 
  private:
   void flush();
   std::FILE* file_;
+  bool broken_ = false;
   ResultFormatter formatter_;
   std::string buf_;
 };
@@ -88,10 +96,18 @@ struct PipelineConfig {
   std::size_t read_chunk = 1 << 18;  // bytes per read
   std::size_t queue_depth = 8;       // batches buffered between stages
   Progress* progress = nullptr;
+  bool dry_run = false;  // Store::preview_batch instead of register_batch: nothing is written
+  // Cancelling it interrupts the run (Ctrl-C): no further transaction starts, the one in
+  // flight completes and its results are written; register_roster() then returns normally
+  // with Summary::interrupted set.
+  std::optional<goro::Context> parent;
 };
 
 // Registers every row of the roster for the course. Must run on a goroutine (inside
-// goro::run). Each input row produces exactly one result in the sink, in input order.
+// goro::run). Each input row produces exactly one result in the sink, in input order (an
+// interrupted run: each row of the transactions that committed). A run that fails or is
+// interrupted before its first result does not close the sink (a FileSink then writes
+// nothing, not even its header).
 // Throws RosterError, StoreError/DbLocked or the read function's exception; results for the
 // transactions that committed before the failure have been written to the sink then.
 Summary register_roster(Store& store, std::int64_t course_id, InputFormat format, ReadFn read,

@@ -30,6 +30,7 @@ enum class Outcome : std::uint8_t {
   missing_id,
   missing_name,
   bad_email,
+  too_long,
   duplicate_id,
   malformed,
 };
@@ -59,6 +60,8 @@ class RosterParser {
   virtual void feed(std::string_view chunk, std::vector<RosterRow>& out) = 0;
   // End of input: appends the last record(s); throws RosterError if the document is broken.
   virtual void finish(std::vector<RosterRow>& out) = 0;
+  // Bytes held back between feed() calls (an incomplete record): bounded by one record.
+  virtual std::size_t buffered() const = 0;
 };
 
 std::unique_ptr<RosterParser> make_parser(InputFormat format);
@@ -75,6 +78,10 @@ std::optional<InputFormat> input_format_from_extension(std::string_view path);
 InputFormat sniff_input_format(std::string_view head);
 // Whether `path` ends in .json (the format is then json or ndjson, never csv).
 bool has_json_extension(std::string_view path);
+
+// A field value fit to be echoed in a detail or on a terminal: control characters escaped
+// (\n, \t, \xNN), cut at `max` bytes (on a UTF-8 boundary) with "…" appended.
+std::string echo_value(std::string_view value, std::size_t max = 64);
 
 // What `RosterRow::position` means for this format: "line" or "index".
 std::string_view position_label(InputFormat f);

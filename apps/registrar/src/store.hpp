@@ -2,7 +2,10 @@
 //
 // Schema:
 //   courses(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
-//           capacity INTEGER NOT NULL CHECK(capacity>=0))
+//           capacity INTEGER NOT NULL CHECK(capacity>=0),
+//           taken INTEGER NOT NULL CHECK(taken >= 0 AND taken <= capacity))
+//   (schema version 2; a version-1 database is upgraded when opened read-write: the taken
+//   column is added and filled from the registrations)
 //   students(student_id TEXT PRIMARY KEY, name, email)
 //   registrations(course_id, student_id, registered_at, PRIMARY KEY(course_id, student_id))
 //
@@ -11,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -37,7 +41,7 @@ struct Course {
   std::int64_t id = 0;
   std::string name;
   std::int64_t capacity = 0;
-  std::int64_t registered = 0;
+  std::int64_t registered = 0;  // seats taken
 };
 
 struct Registration {
@@ -50,6 +54,7 @@ struct Registration {
 struct StoreOptions {
   bool create = true;          // create the file if missing (else: error)
   int busy_timeout_ms = 3000;  // wait this long for another writer, then DbLocked
+  bool read_only = false;      // PRAGMA query_only; no schema creation or upgrade
 };
 
 class Store {
@@ -66,6 +71,9 @@ class Store {
   std::optional<Course> find_course(const std::string& name);
   std::vector<Course> courses();
   std::vector<Registration> registrations(std::int64_t course_id);
+  // Streams the registrations of a course (in registration order), one row at a time.
+  void for_each_registration(std::int64_t course_id,
+                             const std::function<void(const Registration&)>& f);
   std::int64_t registered_count(std::int64_t course_id);
 
   // One BEGIN IMMEDIATE transaction: upserts each row's student, then registers it unless it
@@ -74,6 +82,17 @@ class Store {
   // Rows must be valid and their student ids distinct. Sets each row's outcome. On failure
   // the transaction is rolled back, no outcome is set and StoreError/DbLocked is thrown.
   void register_batch(std::int64_t course_id, std::span<RosterRow* const> rows);
+  // What register_batch would do, without writing (--dry-run): already_registered, course_full
+  // or registered (detail "dry run: ..."); seats are counted across calls on this Store.
+  void preview_batch(std::int64_t course_id, std::span<RosterRow* const> rows);
+
+  // Changes a course's capacity; not below its registrations (StoreError).
+  void set_capacity(const std::string& name, std::int64_t capacity);
+  // Deletes a course; one with registrations only when `force` (they are deleted too).
+  // Returns the number of registrations deleted.
+  std::int64_t remove_course(const std::string& name, bool force);
+  // Unregisters students from a course in one transaction; result[i]: ids[i] was registered.
+  std::vector<bool> unregister(std::int64_t course_id, std::span<const std::string> ids);
 
  private:
   struct Stmt;
@@ -85,20 +104,16 @@ class Store {
   std::string path_;
   StoreOptions options_;
   sqlite3* db_ = nullptr;
+  void apply_outcomes(std::span<RosterRow* const> rows, std::int64_t capacity);
+
   sqlite3_stmt* course_capacity_ = nullptr;
-  sqlite3_stmt* data_version_ = nullptr;
+  sqlite3_stmt* add_taken_ = nullptr;
   sqlite3_stmt* count_ = nullptr;
   sqlite3_stmt* upsert_student_ = nullptr;
   sqlite3_stmt* insert_registration_ = nullptr;
   sqlite3_stmt* is_registered_ = nullptr;
-  // Registered count of a course as of the end of our last commit, valid while no other
-  // connection has committed since (PRAGMA data_version unchanged): saves a count(*) per batch.
-  struct CountCache {
-    std::int64_t course_id;
-    std::int64_t data_version;
-    std::int64_t count;
-  };
-  std::optional<CountCache> count_cache_;
+  std::vector<Outcome> outcomes_;              // scratch for one batch
+  std::optional<std::int64_t> preview_taken_;  // --dry-run: seats taken so far
 };
 
 }  // namespace registrar

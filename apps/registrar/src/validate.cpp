@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <utility>
 
 namespace registrar {
 
@@ -21,9 +22,24 @@ bool fail(std::string* why, const char* text) {
   return false;
 }
 
-bool is_atext(unsigned char c) {
-  return std::isalnum(c) || (c != 0 && std::strchr("!#$%&'*+/=?^_`{|}~-", c) != nullptr);
-}
+// ASCII only, no locale: a table lookup per character.
+struct CharClasses {
+  bool atext[256] = {};
+  bool alnum[256] = {};
+  bool alpha[256] = {};
+  constexpr CharClasses() {
+    for (int c = 0; c < 256; ++c) {
+      alpha[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+      alnum[c] = alpha[c] || (c >= '0' && c <= '9');
+      atext[c] = alnum[c];
+    }
+    for (const char* p = "!#$%&'*+/=?^_`{|}~-"; *p; ++p)
+      atext[static_cast<unsigned char>(*p)] = true;
+  }
+};
+constexpr CharClasses kChars;
+
+bool is_atext(unsigned char c) { return kChars.atext[c]; }
 
 }  // namespace
 
@@ -53,12 +69,12 @@ bool is_valid_email(std::string_view email, std::string* why) {
     if (label.front() == '-' || label.back() == '-')
       return fail(why, "email domain label starts or ends with '-'");
     for (unsigned char c : label)
-      if (!std::isalnum(c) && c != '-') return fail(why, "email domain has an invalid character");
+      if (!kChars.alnum[c] && c != '-') return fail(why, "email domain has an invalid character");
     ++labels;
     if (dot == domain.npos) {
       if (labels < 2) return fail(why, "email domain has no '.'");
       bool alpha = label.size() >= 2;
-      for (unsigned char c : label) alpha = alpha && std::isalpha(c);
+      for (unsigned char c : label) alpha = alpha && kChars.alpha[c];
       if (!alpha) return fail(why, "email top-level domain is not alphabetic");
       return true;
     }
@@ -71,6 +87,34 @@ void validate_row(RosterRow& row) {
   trim(row.student_id);
   trim(row.name);
   trim(row.email);
+  auto too_long = [&](const char* field, const std::string& value, std::size_t limit) {
+    if (value.size() <= limit) return false;
+    row.outcome = Outcome::too_long;
+    row.detail = std::string(field) + " is " + std::to_string(value.size()) +
+                 " bytes, the limit is " + std::to_string(limit) + ": '" + echo_value(value) + "'";
+    return true;
+  };
+  if (too_long("student_id", row.student_id, kMaxIdBytes) ||
+      too_long("name", row.name, kMaxNameBytes) || too_long("email", row.email, kMaxEmailBytes)) {
+    row.student_id = echo_value(row.student_id);
+    return;
+  }
+  for (auto [field, value] : {std::pair{"student_id", &row.student_id},
+                              std::pair{"name", &row.name}, std::pair{"email", &row.email}}) {
+    if (value->find('\0') != std::string::npos) {
+      row.outcome = Outcome::malformed;
+      row.detail = std::string(field) + " contains a NUL character";
+      row.student_id = echo_value(row.student_id);
+      return;
+    }
+  }
+  for (unsigned char c : row.student_id)
+    if (c < 0x20 || c == 0x7F) {
+      row.outcome = Outcome::malformed;
+      row.detail = "student_id contains a control character: '" + echo_value(row.student_id) + "'";
+      row.student_id = echo_value(row.student_id);
+      return;
+    }
   if (row.student_id.empty()) {
     row.outcome = Outcome::missing_id;
     row.detail = "student_id is empty";
@@ -79,7 +123,7 @@ void validate_row(RosterRow& row) {
     row.detail = "name is empty";
   } else if (std::string why; !is_valid_email(row.email, &why)) {
     row.outcome = Outcome::bad_email;
-    row.detail = row.email.empty() ? why : why + ": '" + row.email + "'";
+    row.detail = row.email.empty() ? why : why + ": '" + echo_value(row.email) + "'";
   }
 }
 

@@ -9,6 +9,11 @@
 
 namespace registrar {
 
+// Longest field values accepted (bytes, after trimming); longer is `too_long`.
+inline constexpr std::size_t kMaxIdBytes = 64;
+inline constexpr std::size_t kMaxNameBytes = 320;
+inline constexpr std::size_t kMaxEmailBytes = 320;
+
 // Trims the fields, then fails the row (missing_id, missing_name, bad_email) with a precise
 // detail, or leaves it `pending` when it is valid. Rows already failed are left alone.
 void validate_row(RosterRow& row);

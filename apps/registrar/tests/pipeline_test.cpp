@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <optional>
 #include <set>
 
 #include "generate.hpp"
@@ -206,6 +208,55 @@ TEST(Pipeline, LockedDatabaseFailsTheRunWithoutHanging) {
   sqlite3_close(holder);
   EXPECT_TRUE(sink.rows().empty());
   EXPECT_EQ(store.registered_count(course_id), 0);
+}
+
+// Issue 9, item 6: cancelling the caller's context (what the CLI does on SIGINT/SIGTERM)
+// stops the run at a transaction boundary: the committed rows have their results, nothing
+// else is reported, and register_roster() returns an interrupted summary instead of throwing.
+// Here "Ctrl-C" comes as soon as the first transaction's results reach the sink.
+class CancellingSink final : public ResultSink {
+ public:
+  explicit CancellingSink(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
+  void write(std::span<const RosterRow> rows) override {
+    inner_.write(rows);
+    cancel_();
+  }
+  void close() override { inner_.close(); }
+  const VectorSink& inner() const { return inner_; }
+
+ private:
+  std::function<void()> cancel_;
+  VectorSink inner_;
+};
+
+TEST(Pipeline, CancelledParentInterruptsAtATransactionBoundary) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  Course c = store.add_course("Intro", 1000000);
+  std::string roster = "student_id,name,email\n";
+  for (int i = 0; i < 200000; ++i)
+    roster += "A" + std::to_string(i) + ",N,a" + std::to_string(i) + "@x.org\n";
+  std::optional<CancellingSink> sink;
+  Summary s = in_goro([&] {
+    auto cancellable = goro::with_cancel(goro::Context::background());
+    const goro::Context ctx = cancellable.first;
+    const std::function<void()> cancel = cancellable.second;
+    sink.emplace(cancel);
+    PipelineConfig cfg;
+    cfg.read_chunk = 4096;
+    cfg.parent = ctx;
+    return register_roster(store, c.id, InputFormat::csv, string_reader(roster), *sink, cfg);
+  });
+  EXPECT_TRUE(s.interrupted);
+  const auto committed = static_cast<std::uint64_t>(store.registered_count(c.id));
+  EXPECT_GE(committed, 1000u);
+  EXPECT_EQ(committed % 1000, 0u) << "whole transactions only";
+  EXPECT_LT(committed, 200000u);
+  EXPECT_EQ(sink->inner().rows().size(), committed);
+  EXPECT_EQ(s.rows, committed);
+  EXPECT_EQ(s.count(Outcome::registered), committed);
+  EXPECT_TRUE(sink->inner().closed());
+  for (const RosterRow& row : sink->inner().rows()) EXPECT_EQ(row.outcome, Outcome::registered);
 }
 
 TEST(Output, FormatsRowsAsTableCsvAndJson) {

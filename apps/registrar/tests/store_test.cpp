@@ -168,5 +168,95 @@ TEST(Store, UnopenablePathsAreClearErrors) {
   EXPECT_THROW(Store(dir.file("text.db")), StoreError);
 }
 
+// Issue 9, item 11: the seats taken are a counter on the course row, kept in the registering
+// transaction and checked by the schema, so the capacity check never counts registrations.
+TEST(Store, TakenCounterIsKeptInTheTransactionAndChecked) {
+  TempDir dir;
+  std::string db = dir.file("r.db");
+  Store store(db);
+  Course c = store.add_course("Intro", 3);
+  auto rows = students(0, 5);
+  store.register_batch(c.id, ptrs(rows));
+  EXPECT_EQ(testing::sql_int(db, "SELECT taken FROM courses WHERE id = " + std::to_string(c.id)),
+            3);
+  EXPECT_EQ(store.courses()[0].registered, 3);
+  // Another connection registers through its own Store: ours sees the counter it left.
+  {
+    Store other(db);
+    other.set_capacity("Intro", 4);
+    auto more = students(10, 1);
+    other.register_batch(c.id, ptrs(more));
+    EXPECT_EQ(more[0].outcome, Outcome::registered);
+  }
+  auto late = students(20, 1);
+  store.register_batch(c.id, ptrs(late));
+  EXPECT_EQ(late[0].outcome, Outcome::course_full);
+  // The schema refuses a counter above the capacity.
+  sqlite3* conn = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &conn), SQLITE_OK);
+  int rc = sqlite3_exec(conn, "UPDATE courses SET taken = capacity + 1", nullptr, nullptr, nullptr);
+  sqlite3_close(conn);
+  EXPECT_EQ(rc, SQLITE_CONSTRAINT);
+  // Unregistering gives the seats back.
+  std::vector<std::string> ids = {"S0", "S404"};
+  EXPECT_EQ(store.unregister(c.id, ids), (std::vector<bool>{true, false}));
+  EXPECT_EQ(store.courses()[0].registered, 3);
+}
+
+TEST(Store, Version1DatabaseIsMigrated) {
+  TempDir dir;
+  std::string db = dir.file("v1.db");
+  sqlite3* conn = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &conn), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(conn, R"sql(
+PRAGMA journal_mode = WAL;
+CREATE TABLE courses(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+  capacity INTEGER NOT NULL CHECK(capacity >= 0));
+CREATE TABLE students(student_id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL)
+  WITHOUT ROWID;
+CREATE TABLE registrations(course_id INTEGER NOT NULL REFERENCES courses(id),
+  student_id TEXT NOT NULL REFERENCES students(student_id), registered_at TEXT NOT NULL,
+  PRIMARY KEY(course_id, student_id)) WITHOUT ROWID;
+INSERT INTO courses VALUES(1, 'Old', 3), (2, 'Empty', 5);
+INSERT INTO students VALUES('A', 'Ann', 'a@x.org'), ('B', 'Bob', 'b@x.org');
+INSERT INTO registrations VALUES(1, 'A', 't'), (1, 'B', 't');
+PRAGMA user_version = 1;
+)sql",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(conn);
+  Store store(db, StoreOptions{false, 1000});
+  EXPECT_EQ(testing::sql_int(db, "PRAGMA user_version"), 2);
+  EXPECT_EQ(testing::sql_int(db, "SELECT taken FROM courses WHERE id = 1"), 2);
+  EXPECT_EQ(testing::sql_int(db, "SELECT taken FROM courses WHERE id = 2"), 0);
+  auto rows = students(0, 3);
+  store.register_batch(1, ptrs(rows));
+  EXPECT_EQ(count(rows, Outcome::registered), 1);
+  EXPECT_EQ(count(rows, Outcome::course_full), 2);
+  EXPECT_EQ(store.registered_count(1), 3);
+}
+
+// Issue 9, item 10: --dry-run's preview reads only.
+TEST(Store, PreviewWritesNothing) {
+  TempDir dir;
+  std::string db = dir.file("r.db");
+  std::int64_t id;
+  {
+    Store setup(db);
+    id = setup.add_course("Intro", 2).id;
+    auto first = students(0, 1);
+    setup.register_batch(id, ptrs(first));
+  }
+  Store store(db, StoreOptions{false, 1000, true});
+  auto rows = students(0, 3);
+  store.preview_batch(id, ptrs(rows));
+  EXPECT_EQ(rows[0].outcome, Outcome::already_registered);
+  EXPECT_EQ(rows[1].outcome, Outcome::registered);
+  EXPECT_EQ(rows[2].outcome, Outcome::course_full);
+  EXPECT_EQ(testing::sql_int(db, "SELECT count(*) FROM registrations"), 1);
+  EXPECT_EQ(testing::sql_int(db, "SELECT count(*) FROM students"), 1);
+  EXPECT_THROW(store.add_course("X", 1), StoreError);  // query_only
+}
+
 }  // namespace
 }  // namespace registrar

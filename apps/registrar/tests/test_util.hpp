@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -117,13 +118,59 @@ inline pid_t spawn_registrar(const std::vector<std::string>& args, const TempDir
   return pid;
 }
 
-inline ProcResult wait_registrar(pid_t pid, const TempDir& dir) {
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+// Like spawn_registrar, but stdout is a pipe: *stdout_fd is its read end (the caller closes it).
+inline pid_t spawn_registrar_piped(const std::vector<std::string>& args, const TempDir& dir,
+                                   int* stdout_fd) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  std::string err = dir.file("proc.stderr");
+  std::filesystem::remove(dir.file("proc.stdout"));  // wait_registrar: no stale stdout
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int in = ::open("/dev/null", O_RDONLY);
+    int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || e < 0) ::_exit(127);
+    ::dup2(in, 0);
+    ::dup2(p[1], 1);
+    ::dup2(e, 2);
+    std::vector<char*> argv;
+    std::string bin = REGISTRAR_BIN;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (std::string& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
   }
+  ::close(p[1]);
+  *stdout_fd = p[0];
+  return pid;
+}
+
+// Reads from fd until `pred(text so far)` holds or EOF; returns what was read.
+template <class Pred>
+std::string read_until(int fd, Pred pred) {
+  std::string text;
+  char buf[1 << 16];
+  while (!pred(text)) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  return text;
+}
+
+inline ProcResult wait_registrar(pid_t pid, const TempDir& dir, long* max_rss_kb = nullptr) {
+  int st = 0;
+  struct rusage ru {};
+  while (::wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) {
+  }
+  if (max_rss_kb) *max_rss_kb = ru.ru_maxrss;
   ProcResult r;
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = read_file(dir.file("proc.stdout"));
+  if (std::filesystem::exists(dir.file("proc.stdout"))) r.out = read_file(dir.file("proc.stdout"));
   r.err = read_file(dir.file("proc.stderr"));
   return r;
 }

@@ -89,5 +89,38 @@ TEST(Email, RejectsBrokenAddresses) {
   }
 }
 
+// Issue 9, item 8: field caps with a per-row result; echoed values are cut and escaped.
+TEST(Validate, FieldCapsAndEchoedValuesAreBounded) {
+  RosterRow id;
+  id.student_id = std::string(65, '9');
+  id.name = "Ann";
+  id.email = "a@b.org";
+  validate_row(id);
+  EXPECT_EQ(id.outcome, Outcome::too_long);
+  EXPECT_EQ(id.detail.substr(0, 37), "student_id is 65 bytes, the limit is ");
+  EXPECT_LE(id.student_id.size(), 64u + 3);
+  RosterRow email;
+  email.student_id = "S1";
+  email.name = "Ann";
+  email.email = std::string(50 << 20, 'x') + "@b.org";  // 50 MB
+  validate_row(email);
+  EXPECT_EQ(email.outcome, Outcome::too_long);
+  EXPECT_LT(email.detail.size(), 200u);
+  RosterRow name;
+  name.student_id = "S1";
+  name.name = std::string(320, 'n');
+  name.email = "\x1b[2Jevil@@x.org";
+  validate_row(name);  // a 320-byte name is fine; the email echo is escaped
+  EXPECT_EQ(name.outcome, Outcome::bad_email);
+  EXPECT_EQ(name.detail, "email local part has an invalid character: '\\x1B[2Jevil@@x.org'");
+  RosterRow nul;
+  nul.student_id = "S1";
+  nul.name = std::string("A\0b", 3);
+  nul.email = "a@b.org";
+  validate_row(nul);
+  EXPECT_EQ(nul.outcome, Outcome::malformed);
+  EXPECT_EQ(nul.detail, "name contains a NUL character");
+}
+
 }  // namespace
 }  // namespace registrar
