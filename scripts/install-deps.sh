@@ -10,8 +10,8 @@ packages=(
   libsqlite3-dev sqlite3              # registrar: the embedded database
   libcli11-dev                        # registrar: command line
   nlohmann-json3-dev                  # registrar: JSON rosters and output
-  libcsv-dev                          # registrar: CSV rosters
   clang-format                        # style check in CI
+  clang                               # CI's second compiler (make test-clang: -Wthread-safety)
   binutils                            # addr2line, used by the goroutine dump
 )
 if [ "${1:-}" = bench ]; then

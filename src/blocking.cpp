@@ -35,7 +35,10 @@ class BlockingPool {
   void submit(BlockingCall* call) {
     std::unique_lock<std::mutex> lock(mu_);
     queue_.push_back(call);
-    if (idle_ == 0 && threads_.size() < kMaxThreads) {
+    // A helper that was notified but has not woken yet still counts as idle: compare the
+    // calls not yet taken with the idle helpers, or two quick submits would both rely on
+    // the same helper (and a call waiting for the other would never return).
+    if (queue_.size() > idle_ && threads_.size() < kMaxThreads) {
       threads_.emplace_back([this] { loop(); });
     } else {
       cv_.notify_one();

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -392,6 +393,36 @@ TEST(Conformance, BlockingCarriesErrnoBack) {
   ::close(fd);
   EXPECT_EQ(rc, -1);
   EXPECT_EQ(err, ENOSPC);
+}
+
+// ---- blocking(): a call that waits for another one submitted right after it
+
+TEST(Conformance, BlockingCallsSubmittedTogetherEachGetAHelper) {
+  // Each run starts with an empty pool; after the first call exactly one helper is idle.
+  // Two calls submitted back to back must not both be left to that one helper: the first
+  // waits for the second.
+  int ok = 0;
+  for (int round = 0; round < scaled(40); ++round) {
+    ok += goro::run(
+        [] {
+          goro::blocking([] {});
+          for (int i = 0; i < 100; ++i) goro::yield();  // let the helper go idle
+          std::promise<void> second_ran;
+          std::future<void> fut = second_ran.get_future();
+          goro::WaitGroup second;
+          second.go([&second_ran] { goro::blocking([&second_ran] { second_ran.set_value(); }); });
+          goro::Chan<bool> first_done(1);
+          goro::go([&fut, first_done]() mutable {  // spawned last: runs (and submits) first
+            first_done.send(goro::blocking(
+                [&fut] { return fut.wait_for(10s) == std::future_status::ready; }));
+          });
+          bool done = *first_done.recv();
+          second.wait();
+          return done ? 1 : 0;
+        },
+        {.procs = 1});
+  }
+  EXPECT_EQ(ok, scaled(40));
 }
 
 // ---- simultaneous panics: exactly one report
