@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -84,10 +85,24 @@ const char* stack_guards_name(StackGuards g) noexcept {
   return g == StackGuards::madvise_guard ? "madvise_guard" : "mprotect";
 }
 
+namespace {
+// Under TSan: kTsanMaxGoroutines, or less with GORO_TSAN_GOROUTINE_LIMIT (tests use it to
+// reach the limit without creating 8 000 TSan fibers).
+std::size_t tsan_goroutine_limit() noexcept {
+  if (const char* env = std::getenv("GORO_TSAN_GOROUTINE_LIMIT")) {
+    char* end = nullptr;
+    unsigned long v = std::strtoul(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0 && v < kTsanMaxGoroutines) return v;
+  }
+  return kTsanMaxGoroutines;
+}
+}  // namespace
+
 StackPool::StackPool(std::size_t stack_size)
     : stack_size_((stack_size + page_size() - 1) / page_size() * page_size()),
       page_(page_size()),
-      guards_(default_stack_guards()) {}
+      guards_(default_stack_guards()),
+      tsan_limit_(tsan_goroutine_limit()) {}
 
 StackPool::~StackPool() {
   LockGuard guard(mu_);
@@ -179,10 +194,13 @@ Stack StackPool::acquire(StackCache& cache) {
   cache.stacks.pop_back();
 #if GORO_TSAN
   // Go's race detector has the same limit; past it, TSan dies inside its fiber bookkeeping.
-  if (in_use_.fetch_add(1, std::memory_order_relaxed) + 1 > kTsanMaxGoroutines) {
-    static const char msg[] =
-        "race: limit on 8128 simultaneously alive goroutines is exceeded, dying\n";
-    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  if (in_use_.fetch_add(1, std::memory_order_relaxed) + 1 > tsan_limit_) {
+    char msg[128];
+    int n = std::snprintf(msg, sizeof msg,
+                          "race: limit on %zu simultaneously alive goroutines is exceeded, dying\n",
+                          tsan_limit_);
+    std::fflush(nullptr);
+    ssize_t ignored = write(STDERR_FILENO, msg, static_cast<std::size_t>(n));
     (void)ignored;
     _exit(2);
   }

@@ -33,7 +33,8 @@
 //
 // Under TSan at most kTsanMaxGoroutines stacks may be in use at once (as Go's race
 // detector): past that, "race: limit on 8128 simultaneously alive goroutines is exceeded,
-// dying" and exit status 2, instead of TSan dying inside its fiber bookkeeping.
+// dying" and exit status 2, instead of TSan dying inside its fiber bookkeeping ("unable to
+// unmap"). GORO_TSAN_GOROUTINE_LIMIT may lower the limit (tests).
 #pragma once
 
 #include <atomic>
@@ -113,6 +114,7 @@ class StackPool {
   const std::size_t stack_size_;
   const std::size_t page_;
   const StackGuards guards_;
+  const std::size_t tsan_limit_;  // used under TSan only
   Lock mu_;
   std::vector<Stack> free_ GORO_GUARDED_BY(mu_);  // warm: top page resident
   std::vector<Stack> cold_ GORO_GUARDED_BY(mu_);  // pages given back
