@@ -33,7 +33,7 @@ struct ChildResult {
 // Forks; the child points stderr at a pipe, runs scenario and exits 0 if it returns (3 if
 // it throws). The parent collects stderr and the exit status.
 template <class F>
-ChildResult run_in_child(F scenario) {
+[[maybe_unused]] ChildResult run_in_child(F scenario) {
   int fds[2];
   if (::pipe(fds) != 0) {
     ADD_FAILURE() << "pipe failed";
@@ -74,7 +74,7 @@ ChildResult run_in_child(F scenario) {
   return r;
 }
 
-std::string describe(const ChildResult& r) {
+[[maybe_unused]] std::string describe(const ChildResult& r) {
   std::string s;
   if (WIFEXITED(r.status)) {
     s = "exit status " + std::to_string(WEXITSTATUS(r.status));
@@ -84,12 +84,12 @@ std::string describe(const ChildResult& r) {
   return s + "; stderr:\n" + r.err.substr(0, 2000);
 }
 
-bool exited_with(const ChildResult& r, int code) {
+[[maybe_unused]] bool exited_with(const ChildResult& r, int code) {
   return WIFEXITED(r.status) && WEXITSTATUS(r.status) == code;
 }
 
 // Recurses `limit` times with 2 KiB frames (volatile: the compiler cannot see the end).
-[[gnu::noinline]] int recurse(int depth, const volatile int& limit) {
+[[maybe_unused]] [[gnu::noinline]] int recurse(int depth, const volatile int& limit) {
   volatile char frame[2048];
   for (int i = static_cast<int>(sizeof frame) - 1; i >= 0; i -= 64) {
     frame[i] = static_cast<char>(depth);
@@ -181,7 +181,7 @@ TEST(RegressStack, MprotectFallbackStillGuardsTheFirstStacks) {
 TEST(RegressStack, GuardsDoNotCostAMappingEach) {
   if (!kernel_has_guards()) GTEST_SKIP() << "needs MADV_GUARD_INSTALL (Linux 6.13+)";
   if (kThreadSanitizer) GTEST_SKIP() << "TSan maps memory for every goroutine's fiber";
-  const int n = 20000;
+  const int n = kSanitized ? 5000 : 20000;
   goro::run(
       [n] {
         const std::size_t before = mapping_count();
