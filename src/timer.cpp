@@ -282,7 +282,8 @@ bool timer_reset(TimerNode* t, Clock::duration first, Clock::duration period) {
 
 namespace goro {
 
-void sleep(Clock::duration d) {
+// Parks holding the heap lock, which the scheduler releases (no static analysis across park).
+void sleep(Clock::duration d) GORO_NO_TSA {
   detail::require_goroutine("goro::sleep");
   if (d <= Clock::duration::zero()) return;
   detail::TimerNode node;

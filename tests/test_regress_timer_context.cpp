@@ -170,10 +170,10 @@ TEST(RegressTimer, SleepDoesNotReadTheSleepersStackAfterUnlock) {
       [] {
         goro::WaitGroup wg;
         std::atomic<bool> stop{false};
-        const int rounds = scaled(2000);
+        constexpr int rounds = scaled(2000);
         goro::WaitGroup sleepers;
         for (int w = 0; w < 6; ++w) {
-          sleepers.go([rounds, w] {
+          sleepers.go([w] {
             for (int i = 0; i < rounds; ++i) {
               goro::sleep(std::chrono::microseconds(20 + 7 * w));
               volatile unsigned char scribble[512];
