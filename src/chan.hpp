@@ -81,7 +81,8 @@ struct ChanCore {
   // Called (from chan_unref) when the references drop to one, i.e. only the hook's owner
   // holds the channel: a timer (timer.cpp) stops itself when nobody can receive from it.
   // Set once by the owner before the channel is shared; the owner's reference is released
-  // only by the hook, so the count reaches one exactly once.
+  // only by the hook, so the count reaches one exactly once. The hook takes the timer heap
+  // lock and may free the channel: chan_unref is only ever called holding no lock.
   void (*on_last_user)(void* arg) noexcept = nullptr;
   void* on_last_user_arg = nullptr;
 
