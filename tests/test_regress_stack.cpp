@@ -228,6 +228,8 @@ TEST(RegressStack, StackMemoryIsReturnedWhileRunLasts) {
             << goro::num_goroutines() << " goroutines left";
         const std::size_t after = rss_bytes();
         const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+        std::printf("RSS with %d goroutines: baseline %zu KiB, parked %zu KiB, after %zu KiB\n", n,
+                    baseline >> 10, peak >> 10, after >> 10);
         // Each parked goroutine touched at least its top page.
         EXPECT_GT(peak, baseline + static_cast<std::size_t>(n) * page / 2)
             << "baseline " << baseline << ", peak " << peak;
