@@ -228,6 +228,28 @@ void StackPool::put_back(Stack t) {
   free_.push_back(t);
 }
 
+namespace {
+
+// Returns [from, end) to the system. Under ASan also its shadow: acquire() unpoisons a
+// whole stack, which writes (and so commits) size/8 bytes of shadow that would otherwise
+// stay resident. Zero shadow means "addressable", which is what a pooled stack has.
+void give_back(char* from, char* end) noexcept {
+  madvise(from, static_cast<std::size_t>(end - from), MADV_DONTNEED);
+#if GORO_ASAN
+  std::size_t scale = 0;
+  std::size_t offset = 0;
+  __asan_get_shadow_mapping(&scale, &offset);
+  const std::uintptr_t page = page_size();
+  std::uintptr_t lo = (reinterpret_cast<std::uintptr_t>(from) >> scale) + offset;
+  std::uintptr_t hi = (reinterpret_cast<std::uintptr_t>(end) >> scale) + offset;
+  lo = (lo + page - 1) / page * page;  // whole shadow pages only: the edges are shared
+  hi = hi / page * page;
+  if (lo < hi) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+#endif
+}
+
+}  // namespace
+
 void StackPool::cool(std::vector<Stack>& batch) noexcept {
   // Give every page back; an mprotect-scheme arena slot keeps its top page (its canary is
   // the word the goroutine in the slot above checks). Sorted by address, neighbours are
@@ -255,13 +277,11 @@ void StackPool::cool(std::vector<Stack>& batch) noexcept {
       run_end = end;
       continue;
     }
-    if (run_end != nullptr)
-      madvise(run_from, static_cast<std::size_t>(run_end - run_from), MADV_DONTNEED);
+    if (run_end != nullptr) give_back(run_from, run_end);
     run_from = from;
     run_end = end;
   }
-  if (run_end != nullptr)
-    madvise(run_from, static_cast<std::size_t>(run_end - run_from), MADV_DONTNEED);
+  if (run_end != nullptr) give_back(run_from, run_end);
 }
 
 void StackPool::release(StackCache& cache, Stack s) noexcept {
