@@ -98,7 +98,14 @@ ChanCore* chan_make(const ElemOps* ops, std::size_t capacity) {
 void chan_ref(ChanCore* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
 
 void chan_unref(ChanCore* c) noexcept {
-  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Read the hook first: once our reference is gone, *c may be freed by another holder.
+  void (*hook)(void*) noexcept = c->on_last_user;
+  std::size_t before = c->refs.fetch_sub(1, std::memory_order_acq_rel);
+  if (before == 2 && hook != nullptr) {
+    hook(c->on_last_user_arg);  // the hook's owner still holds a reference: *c is alive
+    return;
+  }
+  if (before != 1) return;
   // Last handle: nobody else can reach the channel (a parked goroutine holds a handle, and
   // the acq_rel count orders every earlier operation before this).
   destroy_chan(c);

@@ -79,6 +79,13 @@ struct ChanCore {
   ChanQueue recvq GORO_GUARDED_BY(mu);
   ChanQueue sendq GORO_GUARDED_BY(mu);
   std::atomic<std::size_t> refs{1};
+  // Called (from chan_unref) when the references drop to one, i.e. only the hook's owner
+  // holds the channel: a timer (timer.cpp) stops itself when nobody can receive from it.
+  // Set once by the owner before the channel is shared; the owner's reference is released
+  // only by the hook, so the count reaches one exactly once. The hook takes the timer heap
+  // lock and may free the channel: chan_unref is only ever called holding no lock.
+  void (*on_last_user)(void* arg) noexcept = nullptr;
+  void* on_last_user_arg = nullptr;
 
   void* at(std::size_t index) const noexcept { return buf + index * ops->size; }
 };

@@ -1,7 +1,19 @@
 // goro: Context (cancellation trees with deadlines) and ErrGroup.
 //
+// Ownership (as Go's): a child holds its parent (shared_ptr) until the child is cancelled,
+// so cancellation reaches a leaf through intermediate contexts the program dropped; a
+// parent holds its children weakly (no cycle), and a cancelled child detaches from its
+// parent (a long-lived parent does not collect dead children). A pending deadline timer
+// holds its context (a context nobody holds still times out, closing done() for whoever
+// kept that channel); cancelling stops the timer and drops that reference. Chains may be
+// deep: cancellation and release walk them with explicit work lists, not recursion.
+//
 // Lock order: a context's mu is never held while taking another context's mu (cancel
-// collects children under its own lock, releases it, then cancels them one by one).
+// collects children under its own lock, releases it, then cancels them one by one), nor
+// while calling into the timer heap. Who touches what:
+//  - parent: written by make_child before the context is shared; then moved out, under
+//    mu, by the one cancel that wins the is_done transition; read by the destructor.
+//  - err, children, timer: under mu. done is closed once, by that winning cancel.
 #include "goro/context.hpp"
 
 #include <algorithm>
@@ -13,58 +25,106 @@
 namespace goro {
 namespace detail {
 
+struct ContextState;
+
+namespace {
+// Drops a reference to a context without recursing down a chain of parents: a destructor
+// running inside release_context queues its parent instead of releasing it (destructors do
+// not park, so the thread-local list cannot change threads under us).
+void release_context(std::shared_ptr<ContextState> p) noexcept;
+}  // namespace
+
 struct ContextState : std::enable_shared_from_this<ContextState> {
   Chan<std::monostate> done{nullptr};  // nil for background
   std::optional<Clock::time_point> deadline;
-  std::weak_ptr<ContextState> parent;
   std::atomic<bool> is_done{false};
   Lock mu;
+  std::shared_ptr<ContextState> parent GORO_GUARDED_BY(mu);  // cancellable parents only
   std::exception_ptr err GORO_GUARDED_BY(mu);
   std::vector<std::weak_ptr<ContextState>> children GORO_GUARDED_BY(mu);
   TimerNode* timer GORO_GUARDED_BY(mu) = nullptr;
 
-  ~ContextState() {
+  ~ContextState() GORO_NO_TSA {  // exclusive: nobody else holds this context
     if (timer) {
       timer_stop(timer);
       timer_release(timer);
     }
+    if (parent) release_context(std::move(parent));
   }
 
+  // Cancels this context and every descendant; detaches it from its parent when asked
+  // (a parent cancelling its children has already emptied its list).
   void cancel(std::exception_ptr why, bool remove_from_parent) {
+    std::vector<std::shared_ptr<ContextState>> pending;
+    std::shared_ptr<ContextState> p;
+    if (!cancel_one(why, pending, p)) return;
+    if (remove_from_parent && p) {
+      LockGuard guard(p->mu);
+      auto& v = p->children;
+      v.erase(std::remove_if(v.begin(), v.end(),
+                             [this](const std::weak_ptr<ContextState>& w) {
+                               auto s = w.lock();
+                               return !s || s.get() == this;
+                             }),
+              v.end());
+    }
+    while (!pending.empty()) {
+      std::shared_ptr<ContextState> kid = std::move(pending.back());
+      pending.pop_back();
+      std::shared_ptr<ContextState> kid_parent;  // alive: it is being cancelled above us
+      kid->cancel_one(why, pending, kid_parent);
+    }
+    release_context(std::move(p));
+  }
+
+ private:
+  // Marks this context done; queues its live children and hands back its parent reference.
+  // False when it was done already.
+  bool cancel_one(const std::exception_ptr& why,
+                  std::vector<std::shared_ptr<ContextState>>& pending,
+                  std::shared_ptr<ContextState>& parent_out) {
     std::vector<std::weak_ptr<ContextState>> kids;
     TimerNode* t;
     {
       LockGuard guard(mu);
-      if (is_done.load(std::memory_order_relaxed)) return;
+      if (is_done.load(std::memory_order_relaxed)) return false;
       err = why;
       kids.swap(children);
       t = std::exchange(timer, nullptr);
+      parent_out = std::move(parent);
       is_done.store(true, std::memory_order_release);
     }
     done.close();
     if (t) {
       timer_stop(t);
-      timer_release(t);
+      timer_release(t);  // may drop the timer's reference to us; the caller holds one
     }
     for (auto& weak : kids) {
-      if (auto kid = weak.lock()) kid->cancel(why, false);
+      if (auto kid = weak.lock()) pending.push_back(std::move(kid));
     }
-    if (remove_from_parent) {
-      if (auto p = parent.lock()) {
-        LockGuard guard(p->mu);
-        auto& v = p->children;
-        v.erase(std::remove_if(v.begin(), v.end(),
-                               [this](const std::weak_ptr<ContextState>& w) {
-                                 auto s = w.lock();
-                                 return !s || s.get() == this;
-                               }),
-                v.end());
-      }
-    }
+    return true;
   }
 };
 
 namespace {
+
+void release_context(std::shared_ptr<ContextState> p) noexcept {
+  thread_local std::vector<std::shared_ptr<ContextState>>* draining = nullptr;
+  if (!p) return;
+  if (draining != nullptr) {
+    draining->push_back(std::move(p));
+    return;
+  }
+  std::vector<std::shared_ptr<ContextState>> list;
+  list.push_back(std::move(p));
+  draining = &list;
+  while (!list.empty()) {
+    std::shared_ptr<ContextState> q = std::move(list.back());
+    list.pop_back();
+    q.reset();  // its destructor may queue its parent on `list`
+  }
+  draining = nullptr;
+}
 
 std::exception_ptr canceled_error() { return std::make_exception_ptr(Canceled()); }
 std::exception_ptr deadline_error() { return std::make_exception_ptr(DeadlineExceeded()); }
@@ -74,8 +134,11 @@ std::shared_ptr<ContextState> make_child(const Context& parent) {
   child->done = Chan<std::monostate>();
   child->deadline = parent.deadline();
   const auto& ps = parent.state();
-  child->parent = ps;
   if (ps && ps->done) {  // a cancellable parent: link, or inherit its cancellation
+    {
+      LockGuard guard(child->mu);  // not shared yet; the lock only satisfies the analysis
+      child->parent = ps;
+    }
     std::exception_ptr parent_err;
     {
       LockGuard guard(ps->mu);
@@ -139,14 +202,12 @@ std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
     if (t <= now) {
       child->cancel(detail::deadline_error(), true);
     } else {
-      std::weak_ptr<detail::ContextState> weak = child;
       std::int64_t when =
           std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+      // The timer holds the context until it fires or is stopped (cancel, or the end of
+      // run: clear_timers drops its function, which breaks this cycle).
       detail::TimerNode* timer = detail::timer_new_func(
-          [weak] {
-            if (auto st = weak.lock()) st->cancel(detail::deadline_error(), true);
-          },
-          when);
+          [st = child] { st->cancel(detail::deadline_error(), true); }, when);
       bool already_done;
       {
         detail::LockGuard guard(child->mu);

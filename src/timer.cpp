@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "chan.hpp"
 #include "goro/detail/lock.hpp"
 #include "platform.hpp"
 #include "scheduler.hpp"
@@ -92,6 +93,23 @@ void release(TimerNode* t) noexcept {
   if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
 }
 
+// sleep's park steps (run on the scheduler context): they read nothing but the heap.
+void unlock_heap(void* heap) GORO_NO_TSA { static_cast<TimerHeap*>(heap)->mu.unlock(); }
+void unlock_heap_and_wake(void* heap) GORO_NO_TSA {
+  static_cast<TimerHeap*>(heap)->mu.unlock();
+  wake_for_timer();
+}
+
+// The channel's on_last_user hook: its last user handle is gone, so nobody can receive what
+// t would deliver. Stop t and drop the channel's reference to it (Go 1.23 collects such
+// timers the same way). Runs inside chan_unref, from any thread, with no runtime lock held;
+// releasing t may free it, which drops the channel's last reference and frees the channel.
+void timer_chan_unused(void* arg) noexcept {
+  auto* t = static_cast<TimerNode*>(arg);
+  timer_stop(t);
+  release(t);
+}
+
 std::int64_t deadline_after(Clock::duration d) {
   std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
   std::int64_t now = now_ns();
@@ -120,15 +138,17 @@ void fire(TimerNode* t, std::int64_t now) noexcept {
   }
 }
 
-// Arms t (taking a heap reference if it had none) and wakes a worker if it is now first.
+// Arms t (taking a heap reference if it had none) with the given period (written under the
+// heap lock: workers read it there) and wakes a worker if t is now first.
 // Returns whether t was armed before.
-bool arm(TimerNode* t, std::int64_t when) {
+bool arm(TimerNode* t, std::int64_t when, std::int64_t period) {
   bool first;
   bool was_armed;
   {
     TimerHeap& h = timers();
     LockGuard guard(h.mu);
     was_armed = h.remove(t);
+    t->period = period;
     if (!was_armed && t->owned) t->refs.fetch_add(1, std::memory_order_relaxed);
     first = h.add(t, when);
   }
@@ -187,14 +207,19 @@ void clear_timers() noexcept {
     h.heap.clear();
     h.publish();
   }
-  for (TimerNode* t : owned) release(t);
+  for (TimerNode* t : owned) {
+    // A function timer may hold what holds it (a Context's deadline timer holds the
+    // context, which holds the timer): drop the function, which will never run now.
+    std::function<void()> fn = std::move(t->fn);
+    release(t);
+  }
 }
 
 TimerNode* timer_new_func(std::function<void()> fn, std::int64_t when_ns) {
   auto* t = new TimerNode();
   t->kind = TimerNode::Kind::func;
   t->fn = std::move(fn);
-  arm(t, when_ns);
+  arm(t, when_ns, 0);
   return t;
 }
 
@@ -205,12 +230,18 @@ TimerNode* timer_new(const Chan<Clock::time_point>& ch, Clock::duration first,
   ChanCore* core = ChanAccess::core(ch);
   chan_ref(core);
   t->chan = ChanHandle(core);
-  t->period = std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();
+  // The channel holds a reference to t until its last user handle goes (timer_chan_unused).
+  // Nobody else has the channel yet (ch is the creator's), so plain writes publish the hook.
+  t->refs.fetch_add(1, std::memory_order_relaxed);
+  core->on_last_user_arg = t;
+  core->on_last_user = &timer_chan_unused;
+  const std::int64_t p = std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();
+  t->period = p;  // t is not shared yet
   if (first <= Clock::duration::zero()) {
     send_time(t, now_ns());
-    if (t->period > 0) arm(t, deadline_after(period));
+    if (p > 0) arm(t, deadline_after(period), p);
   } else {
-    arm(t, deadline_after(first));
+    arm(t, deadline_after(first), p);
   }
   return t;
 }
@@ -229,20 +260,30 @@ bool timer_stop(TimerNode* t) noexcept {
 }
 
 bool timer_reset(TimerNode* t, Clock::duration first, Clock::duration period) {
-  t->period = std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();
-  if (first <= Clock::duration::zero() && t->period == 0) {
-    bool was_armed = timer_stop(t);
+  // t->period is read by whichever worker fires t, under the heap lock: only arm() (or the
+  // stop below, for a timer that is never re-armed) writes it, under that lock.
+  const std::int64_t p = std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();
+  if (first <= Clock::duration::zero() && p == 0) {
+    bool was_armed;
+    {
+      TimerHeap& h = timers();
+      LockGuard guard(h.mu);
+      was_armed = h.remove(t);
+      t->period = 0;
+    }
+    if (was_armed && t->owned) release(t);  // the heap's reference
     send_time(t, now_ns());
     return was_armed;
   }
-  return arm(t, deadline_after(first <= Clock::duration::zero() ? period : first));
+  return arm(t, deadline_after(first <= Clock::duration::zero() ? period : first), p);
 }
 
 }  // namespace goro::detail
 
 namespace goro {
 
-void sleep(Clock::duration d) {
+// Parks holding the heap lock, which the scheduler releases (no static analysis across park).
+void sleep(Clock::duration d) GORO_NO_TSA {
   detail::require_goroutine("goro::sleep");
   if (d <= Clock::duration::zero()) return;
   detail::TimerNode node;
@@ -251,19 +292,14 @@ void sleep(Clock::duration d) {
   node.g = detail::current_g();
   detail::TimerHeap& h = detail::timers();
   h.mu.lock();
-  bool first = h.add(&node, detail::deadline_after(d));
-  struct Unlock {
-    detail::TimerHeap* h;
-    bool first;
-  } unlock{&h, first};
-  detail::park(
-      detail::WaitReason::sleep,
-      [](void* p) GORO_NO_TSA {
-        auto* u = static_cast<Unlock*>(p);
-        u->h->mu.unlock();
-        if (u->first) detail::wake_for_timer();
-      },
-      &unlock);
+  const bool first = h.add(&node, detail::deadline_after(d));
+  // The unlock step runs on the scheduler context after the switch. Once it releases the
+  // heap lock the timer may fire on another worker and this goroutine run on, so the step
+  // must not read anything on this stack (node, locals) after the unlock: whether to wake
+  // a worker is chosen here, by picking the function, and the argument is the heap itself
+  // (never destroyed).
+  detail::park(detail::WaitReason::sleep,
+               first ? &detail::unlock_heap_and_wake : &detail::unlock_heap, &h);
 }
 
 RecvChan<Clock::time_point> after(Clock::duration d) {

@@ -5,8 +5,20 @@
 // Invariants (under mu): a node is in the heap iff heap_index >= 0; the heap holds one
 // reference to every owned node in it; next_when mirrors the top's deadline (INT64_MAX
 // when empty) and armed mirrors the size, so workers read both without the lock.
+// period is written only under mu (arm, reset), because whichever worker fires a ticker
+// reads it there.
 // A callback runs outside the lock with a reference held (owned nodes); a sleep node lives
-// on its goroutine's stack and is never touched after ready().
+// on its goroutine's stack and is never touched after ready(). Park steps (sleep's unlock)
+// run on the scheduler after the switch and read nothing on the sleeper's stack: once the
+// heap lock is released the sleeper may be fired and running on another worker.
+//
+// References to an owned chan node: its creator's (Timer/Ticker object, or after() until it
+// returns), the heap's while armed, a firing worker's while it fires, and the channel's,
+// held through ChanCore::on_last_user and released by that hook when the channel's last
+// user handle goes (then the node is stopped: nobody can receive what it would send). The
+// node holds one channel reference (chan), dropped when the node is freed; so a timer
+// nobody can observe is collected, as Go 1.23 does.
+// Lock order: the heap lock is innermost; callbacks, hooks and releases run without it.
 #pragma once
 
 #include <atomic>

@@ -21,5 +21,6 @@
 #include "goro/context.hpp"
 #include "goro/runtime.hpp"
 #include "goro/select.hpp"
+#include "goro/stack.hpp"
 #include "goro/sync.hpp"
 #include "goro/time.hpp"
