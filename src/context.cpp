@@ -38,7 +38,7 @@ struct ContextState : std::enable_shared_from_this<ContextState> {
   Chan<std::monostate> done{nullptr};  // nil for background
   std::optional<Clock::time_point> deadline;
   std::atomic<bool> is_done{false};
-  Lock mu;
+  Lock mu{LockRank::context};
   std::shared_ptr<ContextState> parent GORO_GUARDED_BY(mu);  // cancellable parents only
   std::exception_ptr err GORO_GUARDED_BY(mu);
   std::vector<std::weak_ptr<ContextState>> children GORO_GUARDED_BY(mu);

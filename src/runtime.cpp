@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "platform.hpp"
 #include "runq.hpp"
@@ -166,13 +167,18 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   // Teardown: nothing of this run keeps running; abandoned goroutines are released.
   stop_blocking_pool();
   clear_timers();
-  rt->stacks.for_each_slot([](char* lo, std::size_t size) {
+  // Collect the abandoned goroutines first: detaching takes channel locks, which rank
+  // before the stack pool's lock that for_each_slot holds.
+  std::vector<G*> abandoned;
+  rt->stacks.for_each_slot([&abandoned](char* lo, std::size_t size) {
     G* g = goroutine_in_slot(lo, size);
-    if (g->live_magic.load(std::memory_order_acquire) != kLiveMagic) return;
+    if (g->live_magic.load(std::memory_order_acquire) == kLiveMagic) abandoned.push_back(g);
+  });
+  for (G* g : abandoned) {
     detach_chan_waiters(g);
     destroy_context(g->ctx);
     g->live_magic.store(0, std::memory_order_relaxed);
-  });
+  }
   sema_clear_all();
   // Foreign operations that started before the detach may still write into a waiter's
   // stack slot or read the runtime: let them finish before anything is unmapped.

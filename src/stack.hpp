@@ -115,7 +115,7 @@ class StackPool {
   const std::size_t page_;
   const StackGuards guards_;
   const std::size_t tsan_limit_;  // used under TSan only
-  Lock mu_;
+  Lock mu_{LockRank::stack_pool};
   std::vector<Stack> free_ GORO_GUARDED_BY(mu_);  // warm: top page resident
   std::vector<Stack> cold_ GORO_GUARDED_BY(mu_);  // pages given back
   std::size_t guarded_count_ GORO_GUARDED_BY(mu_) = 0;

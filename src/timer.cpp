@@ -16,7 +16,7 @@ namespace {
 constexpr std::int64_t kNever = INT64_MAX;
 
 struct TimerHeap {
-  Lock mu;
+  Lock mu{LockRank::timer_heap};
   std::vector<TimerNode*> heap GORO_GUARDED_BY(mu);
   std::atomic<std::int64_t> next_when{kNever};
   std::atomic<std::size_t> armed{0};

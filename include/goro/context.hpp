@@ -104,7 +104,7 @@ class ErrGroup {
   WaitGroup wg_;
   Chan<std::monostate> slots_{nullptr};  // nil: no limit
   std::atomic<int> active_{0};
-  detail::Lock mu_;
+  detail::Lock mu_{detail::LockRank::context};
   std::exception_ptr first_error_ GORO_GUARDED_BY(mu_);
 };
 

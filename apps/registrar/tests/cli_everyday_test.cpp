@@ -277,7 +277,14 @@ TEST_F(Everyday, ListStreamsInBoundedMemory) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(read_file(dir_.file("list.json"))).size(),
             static_cast<std::size_t>(expected));
-  EXPECT_LT(rss_kb, 30 * 1024) << "max RSS of list, KiB";
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in its quarantine (256 MiB by default) and adds shadow: the
+  // bound only shows that the rows are not all held (a buffered list took ~395 MB).
+  constexpr long kBoundKb = 200 * 1024;
+#else
+  constexpr long kBoundKb = 30 * 1024;
+#endif
+  EXPECT_LT(rss_kb, kBoundKb) << "max RSS of list, KiB";
   std::fprintf(stderr, "list of %lld students: max RSS %ld KiB\n", expected, rss_kb);
 }
 
