@@ -1,6 +1,7 @@
 // registrar output: formatting of results, registrations, courses and summaries.
 #include "output.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace registrar {
@@ -15,8 +16,6 @@ void append_padded(std::string& out, std::string_view s, std::size_t width) {
 
 // Table cells stay on one line and never drive the terminal: control characters escaped.
 std::string one_line(std::string_view s) { return echo_value(s, std::string_view::npos); }
-
-void append_number(std::string& out, std::uint64_t n) { out += std::to_string(n); }
 
 }  // namespace
 
@@ -73,22 +72,76 @@ void append_csv_field(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-ResultFormatter::ResultFormatter(OutputFormat format, std::string_view position_label)
-    : format_(format), label_(position_label) {}
+// ---- column tables: one line per column, for every format ----
 
-void ResultFormatter::begin(std::string& out) {
+namespace {
+
+using I64 = std::int64_t;
+
+std::vector<Column<RosterRow>> result_columns(std::string_view label) {
+  return {
+      {std::string(label), 8, 0, [](const RosterRow& r) -> Cell { return I64(r.position); }},
+      {"student_id", 12, 1, [](const RosterRow& r) -> Cell { return r.student_id; }},
+      {"result", 18, 2, [](const RosterRow& r) -> Cell { return outcome_name(r.outcome); }},
+      {"detail", 0, 3, [](const RosterRow& r) -> Cell { return r.detail; }},
+  };
+}
+
+std::vector<Column<Registration>> registration_columns() {
+  return {
+      {"student_id", 12, 0, [](const Registration& r) -> Cell { return r.student_id; }},
+      {"name", 24, 2, [](const Registration& r) -> Cell { return r.name; }},
+      {"email", 0, 3, [](const Registration& r) -> Cell { return r.email; }},
+      {"registered_at", 24, 1, [](const Registration& r) -> Cell { return r.registered_at; }},
+  };
+}
+
+std::vector<Column<Course>> course_columns() {
+  return {
+      {"id", 6, 0, [](const Course& c) -> Cell { return c.id; }},
+      {"name", 0, 3, [](const Course& c) -> Cell { return c.name; }},
+      {"capacity", 10, 1, [](const Course& c) -> Cell { return c.capacity; }},
+      {"registered", 10, 2, [](const Course& c) -> Cell { return c.registered; }},
+  };
+}
+
+}  // namespace
+
+// ---- the formats ----
+
+template <class Row>
+TableFormatter<Row>::TableFormatter(OutputFormat format, std::vector<Column<Row>> columns,
+                                    bool trim_table_rows)
+    : format_(format), columns_(std::move(columns)), trim_(trim_table_rows) {
+  for (std::size_t i = 0; i < columns_.size(); ++i) table_order_.push_back(i);
+  std::stable_sort(table_order_.begin(), table_order_.end(), [&](std::size_t a, std::size_t b) {
+    return columns_[a].table_slot < columns_[b].table_slot;
+  });
+}
+
+template <class Row>
+void TableFormatter<Row>::begin(std::string& out) {
   switch (format_) {
-    case OutputFormat::table: {
-      std::string upper;
-      for (char c : label_) upper.push_back(static_cast<char>(c - 'a' + 'A'));
-      append_padded(out, upper, 8);
-      append_padded(out, "STUDENT_ID", 12);
-      append_padded(out, "RESULT", 18);
-      out += "DETAIL\n";
+    case OutputFormat::table:
+      for (std::size_t n = 0; n < table_order_.size(); ++n) {
+        const Column<Row>& c = columns_[table_order_[n]];
+        std::string upper = c.name;
+        for (char& ch : upper)
+          if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+        if (n + 1 < table_order_.size()) {
+          append_padded(out, upper, c.width);
+        } else {
+          out += upper;
+        }
+      }
+      out.push_back('\n');
       break;
-    }
     case OutputFormat::csv:
-      out += label_ + ",student_id,result,detail\n";
+      for (std::size_t i = 0; i < columns_.size(); ++i) {
+        if (i) out.push_back(',');
+        out += columns_[i].name;
+      }
+      out.push_back('\n');
       break;
     case OutputFormat::json:
       out += "[";
@@ -96,48 +149,71 @@ void ResultFormatter::begin(std::string& out) {
   }
 }
 
-void ResultFormatter::rows(std::span<const RosterRow> rows, std::string& out) {
-  for (const RosterRow& r : rows) {
-    switch (format_) {
-      case OutputFormat::table:
-        append_padded(out, std::to_string(r.position), 8);
-        append_padded(out, one_line(r.student_id), 12);
-        append_padded(out, outcome_name(r.outcome), 18);
-        out += one_line(r.detail);
+template <class Row>
+void TableFormatter<Row>::row(const Row& r, std::string& out) {
+  switch (format_) {
+    case OutputFormat::table:
+      for (std::size_t n = 0; n < table_order_.size(); ++n) {
+        const Column<Row>& c = columns_[table_order_[n]];
+        const Cell cell = c.value(r);
+        const std::string text = std::holds_alternative<I64>(cell)
+                                     ? std::to_string(std::get<I64>(cell))
+                                     : one_line(std::get<std::string_view>(cell));
+        if (n + 1 < table_order_.size()) {
+          append_padded(out, text, c.width);
+        } else {
+          out += text;
+        }
+      }
+      if (trim_)
         while (!out.empty() && out.back() == ' ') out.pop_back();
-        out.push_back('\n');
-        break;
-      case OutputFormat::csv:
-        append_number(out, r.position);
-        out.push_back(',');
-        append_csv_field(out, r.student_id);
-        out.push_back(',');
-        out += outcome_name(r.outcome);
-        out.push_back(',');
-        append_csv_field(out, r.detail);
-        out.push_back('\n');
-        break;
-      case OutputFormat::json:
-        out += first_ ? "\n{\"" : ",\n{\"";
-        first_ = false;
-        out += label_;
+      out.push_back('\n');
+      break;
+    case OutputFormat::csv:
+      for (std::size_t i = 0; i < columns_.size(); ++i) {
+        if (i) out.push_back(',');
+        const Cell cell = columns_[i].value(r);
+        if (std::holds_alternative<I64>(cell)) {
+          out += std::to_string(std::get<I64>(cell));
+        } else {
+          append_csv_field(out, std::get<std::string_view>(cell));
+        }
+      }
+      out.push_back('\n');
+      break;
+    case OutputFormat::json:
+      out += first_ ? "\n{" : ",\n{";
+      for (std::size_t i = 0; i < columns_.size(); ++i) {
+        out += i ? ",\"" : "\"";
+        out += columns_[i].name;
         out += "\":";
-        append_number(out, r.position);
-        out += ",\"student_id\":";
-        append_json_string(out, r.student_id);
-        out += ",\"result\":\"";
-        out += outcome_name(r.outcome);
-        out += "\",\"detail\":";
-        append_json_string(out, r.detail);
-        out.push_back('}');
-        break;
-    }
+        const Cell cell = columns_[i].value(r);
+        if (std::holds_alternative<I64>(cell)) {
+          out += std::to_string(std::get<I64>(cell));
+        } else {
+          append_json_string(out, std::get<std::string_view>(cell));
+        }
+      }
+      out.push_back('}');
+      break;
   }
+  first_ = false;
 }
 
-void ResultFormatter::end(std::string& out) {
+template <class Row>
+void TableFormatter<Row>::end(std::string& out) {
   if (format_ == OutputFormat::json) out += first_ ? "]\n" : "\n]\n";
 }
+
+template class TableFormatter<RosterRow>;
+template class TableFormatter<Registration>;
+template class TableFormatter<Course>;
+
+ResultFormatter::ResultFormatter(OutputFormat format, std::string_view position_label)
+    : table_(format, result_columns(position_label), /*trim_table_rows=*/true) {}
+
+RegistrationFormatter::RegistrationFormatter(OutputFormat format)
+    : table_(format, registration_columns()) {}
 
 std::uint64_t Summary::failed() const {
   std::uint64_t n = 0;
@@ -204,60 +280,6 @@ std::string format_summary_json(const Summary& s, const Course& course) {
   return out;
 }
 
-void RegistrationFormatter::begin(std::string& out) {
-  switch (format_) {
-    case OutputFormat::table:
-      append_padded(out, "STUDENT_ID", 12);
-      append_padded(out, "REGISTERED_AT", 24);
-      append_padded(out, "NAME", 24);
-      out += "EMAIL\n";
-      break;
-    case OutputFormat::csv:
-      out += "student_id,name,email,registered_at\n";
-      break;
-    case OutputFormat::json:
-      out += "[";
-      break;
-  }
-}
-
-void RegistrationFormatter::row(const Registration& r, std::string& out) {
-  switch (format_) {
-    case OutputFormat::table:
-      append_padded(out, one_line(r.student_id), 12);
-      append_padded(out, r.registered_at, 24);
-      append_padded(out, one_line(r.name), 24);
-      out += one_line(r.email) + "\n";
-      break;
-    case OutputFormat::csv:
-      append_csv_field(out, r.student_id);
-      out.push_back(',');
-      append_csv_field(out, r.name);
-      out.push_back(',');
-      append_csv_field(out, r.email);
-      out.push_back(',');
-      append_csv_field(out, r.registered_at);
-      out.push_back('\n');
-      break;
-    case OutputFormat::json:
-      out += first_ ? "\n{\"student_id\":" : ",\n{\"student_id\":";
-      append_json_string(out, r.student_id);
-      out += ",\"name\":";
-      append_json_string(out, r.name);
-      out += ",\"email\":";
-      append_json_string(out, r.email);
-      out += ",\"registered_at\":";
-      append_json_string(out, r.registered_at);
-      out.push_back('}');
-      break;
-  }
-  first_ = false;
-}
-
-void RegistrationFormatter::end(std::string& out) {
-  if (format_ == OutputFormat::json) out += first_ ? "]\n" : "\n]\n";
-}
-
 std::string format_registrations(const std::vector<Registration>& regs, OutputFormat format) {
   std::string out;
   RegistrationFormatter f(format);
@@ -269,44 +291,10 @@ std::string format_registrations(const std::vector<Registration>& regs, OutputFo
 
 std::string format_courses(const std::vector<Course>& courses, OutputFormat format) {
   std::string out;
-  switch (format) {
-    case OutputFormat::table:
-      append_padded(out, "ID", 6);
-      append_padded(out, "CAPACITY", 10);
-      append_padded(out, "REGISTERED", 10);
-      out += "NAME\n";
-      for (const Course& c : courses) {
-        append_padded(out, std::to_string(c.id), 6);
-        append_padded(out, std::to_string(c.capacity), 10);
-        append_padded(out, std::to_string(c.registered), 10);
-        out += one_line(c.name) + "\n";
-      }
-      break;
-    case OutputFormat::csv:
-      out += "id,name,capacity,registered\n";
-      for (const Course& c : courses) {
-        out += std::to_string(c.id) + ",";
-        append_csv_field(out, c.name);
-        out += ',';
-        out += std::to_string(c.capacity);
-        out += ',';
-        out += std::to_string(c.registered);
-        out += '\n';
-      }
-      break;
-    case OutputFormat::json:
-      out += "[";
-      for (std::size_t i = 0; i < courses.size(); ++i) {
-        const Course& c = courses[i];
-        out += i ? ",\n{\"id\":" : "\n{\"id\":";
-        out += std::to_string(c.id) + ",\"name\":";
-        append_json_string(out, c.name);
-        out += ",\"capacity\":" + std::to_string(c.capacity) +
-               ",\"registered\":" + std::to_string(c.registered) + "}";
-      }
-      out += courses.empty() ? "]\n" : "\n]\n";
-      break;
-  }
+  TableFormatter<Course> table(format, course_columns());
+  table.begin(out);
+  for (const Course& c : courses) table.row(c, out);
+  table.end(out);
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "roster.hpp"
@@ -16,6 +17,46 @@ namespace registrar {
 enum class OutputFormat { table, csv, json };
 std::optional<OutputFormat> output_format_from_name(std::string_view name);
 
+// A cell of an output row: a number (bare in CSV and JSON) or text (CSV-quoted, JSON-escaped,
+// control characters escaped in the table). Text points into the row.
+using Cell = std::variant<std::int64_t, std::string_view>;
+
+// One column of an output table: the single description that every format (table, CSV, JSON)
+// uses, so that adding a column is one line in its table (output.cpp).
+template <class Row>
+struct Column {
+  std::string name;   // CSV header and JSON key; upper-cased as the table header
+  std::size_t width;  // table: padded to this width (not the table's last column)
+  int table_slot;     // table: columns are laid out by increasing slot (CSV, JSON: as listed)
+  Cell (*value)(const Row&);
+};
+
+// Streams rows in one format: begin(), row() any number of times, end(); each appends text.
+//   table:  fixed-width columns under an upper-case header, one row per line
+//   csv:    a header line, then RFC 4180 rows
+//   json:   an array of objects, one per line
+// Instantiated for RosterRow, Registration and Course (output.cpp).
+template <class Row>
+class TableFormatter {
+ public:
+  // trim_table_rows: the table drops trailing spaces from its rows (an empty last cell).
+  TableFormatter(OutputFormat format, std::vector<Column<Row>> columns,
+                 bool trim_table_rows = false);
+  void begin(std::string& out);
+  void row(const Row& r, std::string& out);
+  void end(std::string& out);
+
+ private:
+  OutputFormat format_;
+  std::vector<Column<Row>> columns_;
+  std::vector<std::size_t> table_order_;  // indices into columns_
+  bool trim_;
+  bool first_ = true;
+};
+extern template class TableFormatter<RosterRow>;
+extern template class TableFormatter<Registration>;
+extern template class TableFormatter<Course>;
+
 // Streams per-student results: begin(), rows() any number of times, end(); each appends text.
 //   table:  LINE  STUDENT_ID  RESULT  DETAIL           (fixed-width columns)
 //   csv:    line,student_id,result,detail              (RFC 4180 quoting)
@@ -24,14 +65,14 @@ std::optional<OutputFormat> output_format_from_name(std::string_view name);
 class ResultFormatter {
  public:
   ResultFormatter(OutputFormat format, std::string_view position_label);
-  void begin(std::string& out);
-  void rows(std::span<const RosterRow> rows, std::string& out);
-  void end(std::string& out);
+  void begin(std::string& out) { table_.begin(out); }
+  void rows(std::span<const RosterRow> rows, std::string& out) {
+    for (const RosterRow& r : rows) table_.row(r, out);
+  }
+  void end(std::string& out) { table_.end(out); }
 
  private:
-  OutputFormat format_;
-  std::string label_;
-  bool first_ = true;
+  TableFormatter<RosterRow> table_;
 };
 
 struct Summary {
@@ -57,14 +98,13 @@ std::string format_summary_json(const Summary& s, const Course& course);
 // Streams registrations (`list`): begin(), row() any number of times, end().
 class RegistrationFormatter {
  public:
-  explicit RegistrationFormatter(OutputFormat format) : format_(format) {}
-  void begin(std::string& out);
-  void row(const Registration& r, std::string& out);
-  void end(std::string& out);
+  explicit RegistrationFormatter(OutputFormat format);
+  void begin(std::string& out) { table_.begin(out); }
+  void row(const Registration& r, std::string& out) { table_.row(r, out); }
+  void end(std::string& out) { table_.end(out); }
 
  private:
-  OutputFormat format_;
-  bool first_ = true;
+  TableFormatter<Registration> table_;
 };
 
 std::string format_registrations(const std::vector<Registration>& regs, OutputFormat format);

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <goro/goro.hpp>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -24,77 +23,106 @@ struct Batch {
   std::vector<RosterRow> rows;
 };
 
-// The first error of the run; recording it cancels the run.
-class FirstError {
+// Goroutines that share the sending side of a channel (the validators).
+struct Senders {
+  explicit Senders(int n) : running(n) {}
+  std::atomic<int> running;
+  std::atomic<bool> failed{false};
+};
+
+// Closes a channel when the goroutine that owns its sending side ends (with `senders`: the last of
+// them), however it ends. When a sender ends by an exception, the channel closes only once that
+// exception has failed the group (so cancelled the run): a stage downstream must never take the end
+// of its input for the end of the roster (the writer would commit the last, partial transaction).
+template <class T>
+class CloseOnExit {
  public:
-  explicit FirstError(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
-  void record(std::exception_ptr e) {
-    {
-      std::lock_guard lock(mu_);  // never held across a parking call
-      if (!error_) error_ = std::move(e);
+  CloseOnExit(goro::ErrGroup& group, goro::Chan<T>& ch, Senders* senders = nullptr)
+      : group_(group), ch_(ch), senders_(senders) {}
+  CloseOnExit(const CloseOnExit&) = delete;
+  CloseOnExit& operator=(const CloseOnExit&) = delete;
+  ~CloseOnExit() {
+    bool failed = std::uncaught_exceptions() > exceptions_;
+    if (senders_) {
+      if (failed) senders_->failed = true;
+      if (senders_->running.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      failed = senders_->failed;
     }
-    cancel_();
-  }
-  void rethrow_if_any() {
-    std::lock_guard lock(mu_);
-    if (error_) std::rethrow_exception(error_);
+    if (!failed) {
+      ch_.close();
+      return;
+    }
+    goro::Chan<T>* ch = &ch_;
+    group_.go([ch, ctx = group_.context()] {
+      ctx.done().recv();
+      ch->close();
+    });
   }
 
  private:
-  std::function<void()> cancel_;
-  std::mutex mu_;
-  std::exception_ptr error_;
+  goro::ErrGroup& group_;
+  goro::Chan<T>& ch_;
+  Senders* senders_;
+  int exceptions_ = std::uncaught_exceptions();
 };
 
-// Closes a channel when the goroutine that owns its sending side ends, however it ends.
-template <class T>
-struct CloseOnExit {
-  goro::Chan<T>& ch;
-  ~CloseOnExit() { ch.close(); }
-};
-
-void read_stage(const goro::Context& ctx, InputFormat format, ReadFn& read, goro::Chan<Batch>& out,
-                const PipelineConfig& cfg, FirstError& error) {
-  CloseOnExit<Batch> closer{out};
-  try {
-    auto parser = make_parser(format);
-    std::string chunk(cfg.read_chunk, '\0');
-    Batch batch;
-    std::uint64_t seq = 0;
-    auto ship = [&](bool all) {
-      // Hand on full batches (and, at the end, the rest).
-      std::size_t from = 0;
-      const std::size_t size = batch.rows.size();
-      while (size - from >= cfg.parse_batch || (all && from < size)) {
-        std::size_t n = std::min(cfg.parse_batch, size - from);
-        auto first = batch.rows.begin() + static_cast<std::ptrdiff_t>(from);
-        Batch next{seq++, std::vector<RosterRow>(std::make_move_iterator(first),
-                                                 std::make_move_iterator(first + n))};
-        from += n;
-        if (cfg.progress) cfg.progress->parsed += n;
-        out.send(std::move(next));
-      }
-      batch.rows.erase(batch.rows.begin(), batch.rows.begin() + static_cast<std::ptrdiff_t>(from));
-    };
-    while (!ctx.cancelled()) {
-      std::size_t n = goro::blocking([&] { return read(chunk.data(), chunk.size()); });
-      if (ctx.cancelled()) break;
-      if (cfg.progress) cfg.progress->bytes_read += n;
-      if (n == 0) {
-        parser->finish(batch.rows);
-        ship(true);
-        break;
-      }
-      parser->feed(std::string_view(chunk.data(), n), batch.rows);
-      ship(false);
-    }
-  } catch (...) {
-    error.record(std::current_exception());
-  }
-  if (cfg.progress) cfg.progress->input_done = true;
+// A stage that fails stops reading its input, and the stages upstream would block sending to it:
+// call this from its catch block before rethrowing. A new goroutine of the group takes the rest of
+// the input (each item passed to `rest`) while the exception fails the group, which cancels the
+// run.
+template <class T, class Rest>
+void drain_after_failure(goro::ErrGroup& group, goro::Chan<T>& in, Rest rest) {
+  group.go([&in, rest = std::move(rest)]() mutable {
+    for (T item : in) rest(item);
+  });
 }
 
-void validate_stage(goro::Chan<Batch>& in, goro::Chan<Batch>& out) {
+void read_stage(goro::ErrGroup& group, const goro::Context& ctx, InputFormat format, ReadFn& read,
+                goro::Chan<Batch>& out, const PipelineConfig& cfg) {
+  CloseOnExit<Batch> closer(group, out);
+  struct InputDone {  // however the stage ends; before the channel closes
+    Progress* progress;
+    ~InputDone() {
+      if (progress) progress->input_done = true;
+    }
+  } input_done{cfg.progress};
+  auto parser = make_parser(format);
+  std::string chunk(cfg.read_chunk, '\0');
+  Batch batch;
+  std::uint64_t seq = 0;
+  auto ship = [&](bool all) {
+    // Hand on full batches (and, at the end, the rest).
+    std::size_t from = 0;
+    const std::size_t size = batch.rows.size();
+    while (size - from >= cfg.parse_batch || (all && from < size)) {
+      std::size_t n = std::min(cfg.parse_batch, size - from);
+      auto first = batch.rows.begin() + static_cast<std::ptrdiff_t>(from);
+      Batch next{seq++, std::vector<RosterRow>(std::make_move_iterator(first),
+                                               std::make_move_iterator(first + n))};
+      from += n;
+      if (cfg.progress) cfg.progress->parsed += n;
+      out.send(std::move(next));
+    }
+    batch.rows.erase(batch.rows.begin(), batch.rows.begin() + static_cast<std::ptrdiff_t>(from));
+  };
+  while (!ctx.cancelled()) {
+    std::size_t n = goro::blocking([&] { return read(chunk.data(), chunk.size()); });
+    if (ctx.cancelled()) break;
+    if (cfg.progress) cfg.progress->bytes_read += n;
+    if (n == 0) {
+      parser->finish(batch.rows);
+      ship(true);
+      break;
+    }
+    parser->feed(std::string_view(chunk.data(), n), batch.rows);
+    ship(false);
+  }
+}
+
+// One of the validator goroutines over the same channels; the last one to end closes `out`.
+void validate_stage(goro::ErrGroup& group, goro::Chan<Batch>& in, goro::Chan<Batch>& out,
+                    Senders& validators) {
+  CloseOnExit<Batch> closer(group, out, &validators);
   for (Batch batch : in) {
     for (RosterRow& row : batch.rows) validate_row(row);
     out.send(std::move(batch));
@@ -168,9 +196,9 @@ struct Txn {
 // Puts validated batches back in input order, fails in-roster duplicates and cuts the rows
 // into transactions, so that the writer does nothing but SQLite: transaction N+1 is prepared
 // here while the writer commits N.
-void sequence_stage(goro::Chan<Batch>& in, goro::Chan<Txn>& out, InputFormat format,
-                    const PipelineConfig& cfg) {
-  CloseOnExit<Txn> closer{out};
+void sequence_stage(goro::ErrGroup& group, goro::Chan<Batch>& in, goro::Chan<Txn>& out,
+                    InputFormat format, const PipelineConfig& cfg) {
+  CloseOnExit<Txn> closer(group, out);
   std::map<std::uint64_t, Batch> early;  // batches that overtook an earlier one
   std::uint64_t next_seq = 0;
   IdSet first_seen;  // student id → position of its first valid row
@@ -221,16 +249,12 @@ void sequence_stage(goro::Chan<Batch>& in, goro::Chan<Txn>& out, InputFormat for
 // the worker thread stays free for the other stages while SQLite writes. Once the run is
 // cancelled (a failure elsewhere, or the caller's context: Ctrl-C) it commits no more; the
 // transaction in flight finishes and its results are passed on.
-void write_stage(const goro::Context& ctx, Store& store, std::int64_t course_id,
-                 goro::Chan<Txn>& in, goro::Chan<std::vector<RosterRow>>& out,
-                 const PipelineConfig& cfg, FirstError& error) {
-  CloseOnExit<std::vector<RosterRow>> closer{out};
-  bool stopped = false;
+void write_stage(const goro::Context& ctx, goro::ErrGroup& group, Store& store,
+                 std::int64_t course_id, goro::Chan<Txn>& in,
+                 goro::Chan<std::vector<RosterRow>>& out, const PipelineConfig& cfg) {
+  CloseOnExit<std::vector<RosterRow>> closer(group, out);
   for (Txn txn : in) {
-    if (stopped || ctx.cancelled()) {
-      stopped = true;
-      continue;  // drain, so that upstream can finish
-    }
+    if (ctx.cancelled()) continue;  // drain, so that upstream can finish
     try {
       if (!txn.valid.empty()) {
         goro::blocking([&] {
@@ -241,38 +265,36 @@ void write_stage(const goro::Context& ctx, Store& store, std::int64_t course_id,
           }
         });
       }
-      out.send(std::move(txn.rows));
     } catch (...) {
-      stopped = true;
-      error.record(std::current_exception());
+      drain_after_failure(group, in, [](Txn&) {});
+      throw;
     }
+    out.send(std::move(txn.rows));
   }
 }
 
-void output_stage(const goro::Context& ctx, goro::Chan<std::vector<RosterRow>>& in,
-                  ResultSink& sink, Summary& summary, const PipelineConfig& cfg,
-                  FirstError& error) {
-  bool failed = false;
-  for (std::vector<RosterRow> rows : in) {
+void output_stage(const goro::Context& ctx, goro::ErrGroup& group,
+                  goro::Chan<std::vector<RosterRow>>& in, ResultSink& sink, Summary& summary,
+                  const PipelineConfig& cfg) {
+  auto count = [&summary, &cfg](const std::vector<RosterRow>& rows) {
     for (const RosterRow& row : rows) ++summary.by_outcome[static_cast<int>(row.outcome)];
     summary.rows += rows.size();
     if (cfg.progress) cfg.progress->done += rows.size();
-    if (failed) continue;
+  };
+  for (std::vector<RosterRow> rows : in) {
+    count(rows);
     try {
       sink.write(rows);
     } catch (...) {
-      failed = true;
-      error.record(std::current_exception());
+      // The rest is counted, not written.
+      drain_after_failure(group, in, count);
+      throw;
     }
   }
   // A run that failed or was interrupted before its first result writes nothing at all (not
   // even a header), so that stdout is empty.
-  if (failed || (summary.rows == 0 && ctx.cancelled())) return;
-  try {
-    sink.close();
-  } catch (...) {
-    error.record(std::current_exception());
-  }
+  if (summary.rows == 0 && ctx.cancelled()) return;
+  sink.close();
 }
 
 }  // namespace
@@ -286,33 +308,31 @@ Summary register_roster(Store& store, std::int64_t course_id, InputFormat format
   if (cfg.txn_rows == 0) cfg.txn_rows = 1;
   if (cfg.read_chunk == 0) cfg.read_chunk = 1;
 
-  // (No structured bindings: lambdas capture them only from clang 16 on.)
-  auto cancellable =
-      goro::with_cancel(config.parent ? *config.parent : goro::Context::background());
-  const goro::Context ctx = cancellable.first;
-  const std::function<void()> cancel = cancellable.second;
-  FirstError error(cancel);
+  // The first failure (an exception out of a stage) cancels group.context(): the reader stops and
+  // the writer commits no more; wait() rethrows it once every stage has finished.
+  goro::ErrGroup group(config.parent ? *config.parent : goro::Context::background());
+  const goro::Context ctx = group.context();
   goro::Chan<Batch> parsed(cfg.queue_depth);
   goro::Chan<Batch> validated(cfg.queue_depth);
   goro::Chan<Txn> txns(1);  // one transaction prepared while the writer commits the previous
   goro::Chan<std::vector<RosterRow>> results(cfg.queue_depth);
   Summary summary;
+  Senders validating(cfg.validators);
 
-  goro::WaitGroup stages;
-  stages.go([&] { read_stage(ctx, format, read, parsed, cfg, error); });
-  stages.go([&] {
-    goro::WaitGroup validators;
-    for (int i = 0; i < cfg.validators; ++i)
-      validators.go([&] { validate_stage(parsed, validated); });
-    validators.wait();
-    validated.close();
+  group.go([&] { read_stage(group, ctx, format, read, parsed, cfg); });
+  for (int i = 0; i < cfg.validators; ++i)
+    group.go([&] { validate_stage(group, parsed, validated, validating); });
+  group.go([&] {
+    try {
+      sequence_stage(group, validated, txns, format, cfg);
+    } catch (...) {
+      drain_after_failure(group, validated, [](Batch&) {});
+      throw;
+    }
   });
-  stages.go([&] { sequence_stage(validated, txns, format, cfg); });
-  stages.go([&] { write_stage(ctx, store, course_id, txns, results, cfg, error); });
-  stages.go([&] { output_stage(ctx, results, sink, summary, cfg, error); });
-  stages.wait();
-  cancel();
-  error.rethrow_if_any();
+  group.go([&] { write_stage(ctx, group, store, course_id, txns, results, cfg); });
+  group.go([&] { output_stage(ctx, group, results, sink, summary, cfg); });
+  group.wait();
   summary.interrupted = config.parent && config.parent->cancelled();
   summary.dry_run = cfg.dry_run;
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -69,32 +69,38 @@ std::string now_iso8601() {
   return buf;
 }
 
-std::string column_text(sqlite3_stmt* s, int col) {
-  const unsigned char* text = sqlite3_column_text(s, col);
+}  // namespace
+
+Statement::~Statement() { sqlite3_finalize(s_); }
+
+Statement& Statement::operator=(Statement&& other) noexcept {
+  if (this != &other) {
+    sqlite3_finalize(s_);
+    s_ = std::exchange(other.s_, nullptr);
+  }
+  return *this;
+}
+
+void Statement::bind(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
+
+void Statement::bind(int i, const std::string& v) {
+  sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+
+int Statement::step() { return sqlite3_step(s_); }
+
+std::int64_t Statement::int64(int col) const { return sqlite3_column_int64(s_, col); }
+
+std::string Statement::text(int col) const {
+  const unsigned char* text = sqlite3_column_text(s_, col);
   return text ? std::string(reinterpret_cast<const char*>(text),
-                            static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
+                            static_cast<std::size_t>(sqlite3_column_bytes(s_, col)))
               : std::string();
 }
 
-void bind_text(sqlite3_stmt* s, int i, const std::string& v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-}
+void Statement::reset() { sqlite3_reset(s_); }
 
-}  // namespace
-
-// Resets a statement when the scope ends, however it ends. (Bindings are not cleared: every
-// use binds all of a statement's parameters first, and clearing costs a call per row.)
-struct Store::Stmt {
-  sqlite3_stmt* s;
-  bool owned;  // finalize instead of reset (one-off statements)
-  ~Stmt() {
-    if (owned) {
-      sqlite3_finalize(s);
-    } else {
-      sqlite3_reset(s);
-    }
-  }
-};
+void Store::Close::operator()(sqlite3* db) const { sqlite3_close(db); }
 
 Store::Store(const std::string& path, StoreOptions options) : path_(path), options_(options) {
   // No memory statistics: they take a global mutex on every allocation. Only possible before
@@ -103,39 +109,27 @@ Store::Store(const std::string& path, StoreOptions options) : path_(path), optio
   (void)memstatus_off;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (options_.create && !options_.read_only) flags |= SQLITE_OPEN_CREATE;
-  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  db_.reset(db);  // closed on every failure below
   if (rc != SQLITE_OK) {
-    std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-    sqlite3_close(db_);
-    db_ = nullptr;
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    db_.reset();
     if ((!options_.create || options_.read_only) && !file_exists(path))
       throw StoreError("database '" + path +
                        "' does not exist (create a course first: registrar course add NAME "
                        "--capacity N)");
     throw StoreError("cannot open database '" + path + "': " + msg);
   }
-  try {
-    sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_timeout(db_, options_.busy_timeout_ms);
-    if (options_.read_only) {
-      exec("PRAGMA query_only = 1", "cannot open database");
-    } else {
-      exec("PRAGMA journal_mode = WAL", "cannot open database");
-      exec("PRAGMA synchronous = NORMAL", "cannot open database");
-      init_schema();
-    }
-  } catch (...) {
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw;
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, options_.busy_timeout_ms);
+  if (options_.read_only) {
+    exec("PRAGMA query_only = 1", "cannot open database");
+  } else {
+    exec("PRAGMA journal_mode = WAL", "cannot open database");
+    exec("PRAGMA synchronous = NORMAL", "cannot open database");
+    init_schema();
   }
-}
-
-Store::~Store() {
-  for (sqlite3_stmt* s : {course_capacity_, add_taken_, count_, upsert_student_,
-                          insert_registration_, is_registered_})
-    sqlite3_finalize(s);
-  sqlite3_close(db_);
 }
 
 void Store::fail(int rc, const std::string& what) const {
@@ -143,17 +137,27 @@ void Store::fail(int rc, const std::string& what) const {
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
     throw DbLocked("database '" + path_ + "' is locked by another writer (gave up after " +
                    std::to_string(options_.busy_timeout_ms) + " ms)");
-  throw StoreError(what + " '" + path_ + "': " + sqlite3_errmsg(db_));
+  throw StoreError(what + " '" + path_ + "': " + sqlite3_errmsg(db_.get()));
 }
 
 void Store::exec(const char* sql, const char* what) {
-  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) fail(rc, what);
 }
 
-sqlite3_stmt* Store::prepare(sqlite3_stmt*& slot, const char* sql) {
+Statement Store::prepare(const char* sql, const char* what) {
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(db_.get(), sql, -1, &s, nullptr);
+  Statement stmt(s);
+  if (rc != SQLITE_OK) fail(rc, what);
+  return stmt;
+}
+
+Statement& Store::cached(Statement& slot, const char* sql) {
   if (!slot) {
-    int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot, nullptr);
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+    slot = Statement(s);
     if (rc != SQLITE_OK) fail(rc, "cannot prepare a statement on database");
   }
   return slot;
@@ -161,13 +165,10 @@ sqlite3_stmt* Store::prepare(sqlite3_stmt*& slot, const char* sql) {
 
 void Store::init_schema() {
   auto user_version = [&] {
-    sqlite3_stmt* s = nullptr;
-    int rc = sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &s, nullptr);
-    if (rc != SQLITE_OK) fail(rc, "cannot read database");
-    Stmt guard{s, true};
-    rc = sqlite3_step(s);
+    Statement s = prepare("PRAGMA user_version", "cannot read database");
+    int rc = s.step();
     if (rc != SQLITE_ROW) fail(rc, "cannot read database");
-    return sqlite3_column_int(s, 0);
+    return static_cast<int>(s.int64(0));
   };
   if (user_version() == kSchemaVersion) return;
   exec("BEGIN IMMEDIATE", "cannot initialise database");
@@ -181,24 +182,21 @@ void Store::init_schema() {
                        std::to_string(kSchemaVersion) + ")");
     exec("COMMIT", "cannot initialise database");
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }
 
 Course Store::add_course(const std::string& name, std::int64_t capacity) {
   if (capacity < 0) throw StoreError("capacity must be >= 0");
-  sqlite3_stmt* s = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "INSERT INTO courses(name, capacity) VALUES(?1, ?2)", -1, &s,
-                              nullptr);
-  if (rc != SQLITE_OK) fail(rc, "cannot add a course to database");
-  Stmt guard{s, true};
-  bind_text(s, 1, name);
-  sqlite3_bind_int64(s, 2, capacity);
-  rc = sqlite3_step(s);
+  Statement s = prepare("INSERT INTO courses(name, capacity) VALUES(?1, ?2)",
+                        "cannot add a course to database");
+  s.bind(1, name);
+  s.bind(2, capacity);
+  int rc = s.step();
   if (rc == SQLITE_CONSTRAINT_UNIQUE) throw StoreError("course '" + name + "' already exists");
   if (rc != SQLITE_DONE) fail(rc, "cannot add a course to database");
-  return Course{sqlite3_last_insert_rowid(db_), name, capacity, 0};
+  return Course{sqlite3_last_insert_rowid(db_.get()), name, capacity, 0};
 }
 
 std::optional<Course> Store::find_course(const std::string& name) {
@@ -208,20 +206,16 @@ std::optional<Course> Store::find_course(const std::string& name) {
 }
 
 std::vector<Course> Store::courses() {
-  sqlite3_stmt* s = nullptr;
-  int rc = sqlite3_prepare_v2(db_,
-                              options_.read_only
-                                  ? "SELECT c.id, c.name, c.capacity, (SELECT count(*) FROM "
-                                    "registrations r WHERE r.course_id = c.id) FROM courses c "
-                                    "ORDER BY c.name"
-                                  : "SELECT id, name, capacity, taken FROM courses ORDER BY name",
-                              -1, &s, nullptr);
-  if (rc != SQLITE_OK) fail(rc, "cannot read database");
-  Stmt guard{s, true};
+  Statement s =
+      prepare(options_.read_only ? "SELECT c.id, c.name, c.capacity, (SELECT count(*) FROM "
+                                   "registrations r WHERE r.course_id = c.id) FROM courses c "
+                                   "ORDER BY c.name"
+                                 : "SELECT id, name, capacity, taken FROM courses ORDER BY name",
+              "cannot read database");
   std::vector<Course> out;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-    out.push_back(Course{sqlite3_column_int64(s, 0), column_text(s, 1), sqlite3_column_int64(s, 2),
-                         sqlite3_column_int64(s, 3)});
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back(Course{s.int64(0), s.text(1), s.int64(2), s.int64(3)});
   if (rc != SQLITE_DONE) fail(rc, "cannot read database");
   return out;
 }
@@ -234,33 +228,31 @@ std::vector<Registration> Store::registrations(std::int64_t course_id) {
 
 void Store::for_each_registration(std::int64_t course_id,
                                   const std::function<void(const Registration&)>& f) {
-  sqlite3_stmt* s = nullptr;
-  int rc = sqlite3_prepare_v2(db_,
-                              "SELECT r.student_id, s.name, s.email, r.registered_at "
-                              "FROM registrations r JOIN students s USING (student_id) "
-                              "WHERE r.course_id = ?1 ORDER BY r.registered_at, r.student_id",
-                              -1, &s, nullptr);
-  if (rc != SQLITE_OK) fail(rc, "cannot read database");
-  Stmt guard{s, true};
-  sqlite3_bind_int64(s, 1, course_id);
+  Statement s = prepare(
+      "SELECT r.student_id, s.name, s.email, r.registered_at "
+      "FROM registrations r JOIN students s USING (student_id) "
+      "WHERE r.course_id = ?1 ORDER BY r.registered_at, r.student_id",
+      "cannot read database");
+  s.bind(1, course_id);
   Registration reg;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    reg.student_id = column_text(s, 0);
-    reg.name = column_text(s, 1);
-    reg.email = column_text(s, 2);
-    reg.registered_at = column_text(s, 3);
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    reg.student_id = s.text(0);
+    reg.name = s.text(1);
+    reg.email = s.text(2);
+    reg.registered_at = s.text(3);
     f(reg);
   }
   if (rc != SQLITE_DONE) fail(rc, "cannot read database");
 }
 
 std::int64_t Store::registered_count(std::int64_t course_id) {
-  sqlite3_stmt* s = prepare(count_, "SELECT count(*) FROM registrations WHERE course_id = ?1");
-  Stmt guard{s, false};
-  sqlite3_bind_int64(s, 1, course_id);
-  int rc = sqlite3_step(s);
+  Statement& s = cached(count_, "SELECT count(*) FROM registrations WHERE course_id = ?1");
+  Statement::Use use(s);
+  s.bind(1, course_id);
+  int rc = s.step();
   if (rc != SQLITE_ROW) fail(rc, "cannot read database");
-  return sqlite3_column_int64(s, 0);
+  return s.int64(0);
 }
 
 void Store::register_batch(std::int64_t course_id, std::span<RosterRow* const> rows) {
@@ -270,63 +262,62 @@ void Store::register_batch(std::int64_t course_id, std::span<RosterRow* const> r
   exec("BEGIN IMMEDIATE", "cannot write to database");
   try {
     {
-      sqlite3_stmt* s =
-          prepare(course_capacity_, "SELECT capacity, taken FROM courses WHERE id = ?1");
-      Stmt guard{s, false};
-      sqlite3_bind_int64(s, 1, course_id);
-      int rc = sqlite3_step(s);
+      Statement& s = cached(course_capacity_, "SELECT capacity, taken FROM courses WHERE id = ?1");
+      Statement::Use use(s);
+      s.bind(1, course_id);
+      int rc = s.step();
       if (rc == SQLITE_DONE)
         throw StoreError("course " + std::to_string(course_id) + " vanished from '" + path_ + "'");
       if (rc != SQLITE_ROW) fail(rc, "cannot read database");
-      capacity = sqlite3_column_int64(s, 0);
-      taken = sqlite3_column_int64(s, 1);
+      capacity = s.int64(0);
+      taken = s.int64(1);
     }
-    sqlite3_stmt* upsert = prepare(upsert_student_, kUpsertStudent);
-    sqlite3_stmt* insert = prepare(insert_registration_, kInsertRegistration);
-    sqlite3_stmt* exists = prepare(is_registered_, kIsRegistered);
+    Statement& upsert = cached(upsert_student_, kUpsertStudent);
+    Statement& insert = cached(insert_registration_, kInsertRegistration);
+    Statement& exists = cached(is_registered_, kIsRegistered);
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const RosterRow& row = *rows[i];
       {
-        Stmt guard{upsert, false};
-        bind_text(upsert, 1, row.student_id);
-        bind_text(upsert, 2, row.name);
-        bind_text(upsert, 3, row.email);
-        int rc = sqlite3_step(upsert);
+        Statement::Use use(upsert);
+        upsert.bind(1, row.student_id);
+        upsert.bind(2, row.name);
+        upsert.bind(3, row.email);
+        int rc = upsert.step();
         if (rc != SQLITE_DONE) fail(rc, "cannot write to database");
       }
       if (taken + added < capacity) {
-        Stmt guard{insert, false};
-        sqlite3_bind_int64(insert, 1, course_id);
-        bind_text(insert, 2, row.student_id);
-        bind_text(insert, 3, now);
-        int rc = sqlite3_step(insert);
+        Statement::Use use(insert);
+        insert.bind(1, course_id);
+        insert.bind(2, row.student_id);
+        insert.bind(3, now);
+        int rc = insert.step();
         if (rc != SQLITE_DONE) fail(rc, "cannot write to database");
-        if (sqlite3_changes(db_) == 1) {
+        if (sqlite3_changes(db_.get()) == 1) {
           outcomes_[i] = Outcome::registered;
           ++added;
         } else {
           outcomes_[i] = Outcome::already_registered;
         }
       } else {
-        Stmt guard{exists, false};
-        sqlite3_bind_int64(exists, 1, course_id);
-        bind_text(exists, 2, row.student_id);
-        int rc = sqlite3_step(exists);
+        Statement::Use use(exists);
+        exists.bind(1, course_id);
+        exists.bind(2, row.student_id);
+        int rc = exists.step();
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(rc, "cannot read database");
         outcomes_[i] = rc == SQLITE_ROW ? Outcome::already_registered : Outcome::course_full;
       }
     }
     if (added > 0) {
-      sqlite3_stmt* s = prepare(add_taken_, kAddTaken);
-      Stmt guard{s, false};
-      sqlite3_bind_int64(s, 1, added);
-      sqlite3_bind_int64(s, 2, course_id);
-      int rc = sqlite3_step(s);
+      Statement& s = cached(add_taken_, kAddTaken);
+      Statement::Use use(s);
+      s.bind(1, added);
+      s.bind(2, course_id);
+      int rc = s.step();
       if (rc != SQLITE_DONE) fail(rc, "cannot write to database");
     }
     exec("COMMIT", "cannot commit to database");
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
   apply_outcomes(rows, capacity);
@@ -347,23 +338,20 @@ void Store::preview_batch(std::int64_t course_id, std::span<RosterRow* const> ro
   std::int64_t capacity = 0;
   exec("BEGIN", "cannot read database");
   try {
-    sqlite3_stmt* s = nullptr;
-    int rc = sqlite3_prepare_v2(db_, "SELECT capacity FROM courses WHERE id = ?1", -1, &s, nullptr);
-    if (rc != SQLITE_OK) fail(rc, "cannot read database");
     {
-      Stmt guard{s, true};
-      sqlite3_bind_int64(s, 1, course_id);
-      rc = sqlite3_step(s);
+      Statement s = prepare("SELECT capacity FROM courses WHERE id = ?1", "cannot read database");
+      s.bind(1, course_id);
+      int rc = s.step();
       if (rc != SQLITE_ROW) fail(rc, "cannot read database");
-      capacity = sqlite3_column_int64(s, 0);
+      capacity = s.int64(0);
     }
     if (!preview_taken_) preview_taken_ = registered_count(course_id);
-    sqlite3_stmt* exists = prepare(is_registered_, kIsRegistered);
+    Statement& exists = cached(is_registered_, kIsRegistered);
     for (std::size_t i = 0; i < rows.size(); ++i) {
-      Stmt guard{exists, false};
-      sqlite3_bind_int64(exists, 1, course_id);
-      bind_text(exists, 2, rows[i]->student_id);
-      rc = sqlite3_step(exists);
+      Statement::Use use(exists);
+      exists.bind(1, course_id);
+      exists.bind(2, rows[i]->student_id);
+      int rc = exists.step();
       if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail(rc, "cannot read database");
       if (rc == SQLITE_ROW) {
         outcomes_[i] = Outcome::already_registered;
@@ -376,7 +364,7 @@ void Store::preview_batch(std::int64_t course_id, std::span<RosterRow* const> ro
     }
     exec("COMMIT", "cannot read database");
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
   apply_outcomes(rows, capacity);
@@ -393,18 +381,15 @@ void Store::set_capacity(const std::string& name, std::int64_t capacity) {
     if (course->registered > capacity)
       throw StoreError("course '" + name + "' has " + std::to_string(course->registered) +
                        " registrations: its capacity cannot go below that");
-    sqlite3_stmt* s = nullptr;
-    int rc =
-        sqlite3_prepare_v2(db_, "UPDATE courses SET capacity = ?1 WHERE id = ?2", -1, &s, nullptr);
-    if (rc != SQLITE_OK) fail(rc, "cannot write to database");
-    Stmt guard{s, true};
-    sqlite3_bind_int64(s, 1, capacity);
-    sqlite3_bind_int64(s, 2, course->id);
-    rc = sqlite3_step(s);
+    Statement s =
+        prepare("UPDATE courses SET capacity = ?1 WHERE id = ?2", "cannot write to database");
+    s.bind(1, capacity);
+    s.bind(2, course->id);
+    int rc = s.step();
     if (rc != SQLITE_DONE) fail(rc, "cannot write to database");
     exec("COMMIT", "cannot commit to database");
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }
@@ -420,18 +405,15 @@ std::int64_t Store::remove_course(const std::string& name, bool force) {
                        " registrations (remove it with them: course remove --force)");
     for (const char* sql :
          {"DELETE FROM registrations WHERE course_id = ?1", "DELETE FROM courses WHERE id = ?1"}) {
-      sqlite3_stmt* s = nullptr;
-      int rc = sqlite3_prepare_v2(db_, sql, -1, &s, nullptr);
-      if (rc != SQLITE_OK) fail(rc, "cannot write to database");
-      Stmt guard{s, true};
-      sqlite3_bind_int64(s, 1, course->id);
-      rc = sqlite3_step(s);
+      Statement s = prepare(sql, "cannot write to database");
+      s.bind(1, course->id);
+      int rc = s.step();
       if (rc != SQLITE_DONE) fail(rc, "cannot write to database");
-      if (removed == 0) removed = sqlite3_changes(db_);
+      if (removed == 0) removed = sqlite3_changes(db_.get());
     }
     exec("COMMIT", "cannot commit to database");
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
   return removed;
@@ -442,30 +424,26 @@ std::vector<bool> Store::unregister(std::int64_t course_id, std::span<const std:
   std::int64_t n = 0;
   exec("BEGIN IMMEDIATE", "cannot write to database");
   try {
-    sqlite3_stmt* del = nullptr;
-    int rc = sqlite3_prepare_v2(
-        db_, "DELETE FROM registrations WHERE course_id = ?1 AND student_id = ?2", -1, &del,
-        nullptr);
-    if (rc != SQLITE_OK) fail(rc, "cannot write to database");
-    Stmt del_guard{del, true};
+    Statement del = prepare("DELETE FROM registrations WHERE course_id = ?1 AND student_id = ?2",
+                            "cannot write to database");
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      sqlite3_reset(del);
-      sqlite3_bind_int64(del, 1, course_id);
-      bind_text(del, 2, ids[i]);
-      rc = sqlite3_step(del);
+      Statement::Use use(del);
+      del.bind(1, course_id);
+      del.bind(2, ids[i]);
+      int rc = del.step();
       if (rc != SQLITE_DONE) fail(rc, "cannot write to database");
-      removed[i] = sqlite3_changes(db_) == 1;
+      removed[i] = sqlite3_changes(db_.get()) == 1;
       n += removed[i];
     }
-    sqlite3_stmt* s = prepare(add_taken_, kAddTaken);
-    Stmt guard{s, false};
-    sqlite3_bind_int64(s, 1, -n);
-    sqlite3_bind_int64(s, 2, course_id);
-    rc = sqlite3_step(s);
+    Statement& s = cached(add_taken_, kAddTaken);
+    Statement::Use use(s);
+    s.bind(1, -n);
+    s.bind(2, course_id);
+    int rc = s.step();
     if (rc != SQLITE_DONE) fail(rc, "cannot write to database");
     exec("COMMIT", "cannot commit to database");
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
   return removed;

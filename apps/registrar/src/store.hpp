@@ -15,10 +15,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "roster.hpp"
@@ -35,6 +37,47 @@ struct StoreError : std::runtime_error {
 // Another connection held the write lock for longer than the busy timeout.
 struct DbLocked : StoreError {
   using StoreError::StoreError;
+};
+
+// A prepared statement, finalized when it goes. Move-only.
+class Statement {
+ public:
+  Statement() = default;
+  explicit Statement(sqlite3_stmt* s) : s_(s) {}
+  ~Statement();
+  Statement(Statement&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  Statement& operator=(Statement&& other) noexcept;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  explicit operator bool() const { return s_ != nullptr; }
+  sqlite3_stmt* get() const { return s_; }
+
+  // Parameters count from 1. Text is bound without a copy: it must outlive the step.
+  void bind(int i, std::int64_t v);
+  void bind(int i, const std::string& v);
+  int step();  // the SQLite result code (SQLITE_ROW, SQLITE_DONE, an error)
+  // Columns count from 0.
+  std::int64_t int64(int col) const;
+  std::string text(int col) const;
+  // Resets without clearing the bindings (every use binds all of a statement's parameters first,
+  // and clearing costs a call per row).
+  void reset();
+
+  // Resets the statement when the scope ends, however it ends (statements kept for reuse).
+  class Use {
+   public:
+    explicit Use(Statement& s) : s_(s) {}
+    ~Use() { s_.reset(); }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+   private:
+    Statement& s_;
+  };
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
 };
 
 struct Course {
@@ -60,7 +103,7 @@ struct StoreOptions {
 class Store {
  public:
   Store(const std::string& path, StoreOptions options = {});
-  ~Store();
+  ~Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -95,23 +138,28 @@ class Store {
   std::vector<bool> unregister(std::int64_t course_id, std::span<const std::string> ids);
 
  private:
-  struct Stmt;
+  struct Close {
+    void operator()(sqlite3* db) const;
+  };
   [[noreturn]] void fail(int rc, const std::string& what) const;
   void exec(const char* sql, const char* what);
-  sqlite3_stmt* prepare(sqlite3_stmt*& slot, const char* sql);
+  // A one-off statement; `what` starts the error message.
+  Statement prepare(const char* sql, const char* what);
+  // A statement kept for reuse, prepared on first use into `slot`.
+  Statement& cached(Statement& slot, const char* sql);
   void init_schema();
+  void apply_outcomes(std::span<RosterRow* const> rows, std::int64_t capacity);
 
   std::string path_;
   StoreOptions options_;
-  sqlite3* db_ = nullptr;
-  void apply_outcomes(std::span<RosterRow* const> rows, std::int64_t capacity);
+  std::unique_ptr<sqlite3, Close> db_;  // declared before the statements: closed after them
 
-  sqlite3_stmt* course_capacity_ = nullptr;
-  sqlite3_stmt* add_taken_ = nullptr;
-  sqlite3_stmt* count_ = nullptr;
-  sqlite3_stmt* upsert_student_ = nullptr;
-  sqlite3_stmt* insert_registration_ = nullptr;
-  sqlite3_stmt* is_registered_ = nullptr;
+  Statement course_capacity_;
+  Statement add_taken_;
+  Statement count_;
+  Statement upsert_student_;
+  Statement insert_registration_;
+  Statement is_registered_;
   std::vector<Outcome> outcomes_;              // scratch for one batch
   std::optional<std::int64_t> preview_taken_;  // --dry-run: seats taken so far
 };

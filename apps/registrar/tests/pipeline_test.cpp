@@ -187,6 +187,61 @@ TEST(Pipeline, ReadErrorFailsTheRun) {
   }
 }
 
+// A failure cancels the run before the stages downstream see the end of their input: the
+// rows parsed before a broken document end (one partial transaction here) are not committed.
+TEST(Pipeline, BrokenDocumentCommitsNothingAfterTheFailure) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  Course c = store.add_course("Intro", 1000);
+  std::string doc = "[";
+  for (int i = 0; i < 300; ++i)
+    doc += "{\"student_id\":\"A" + std::to_string(i) + "\",\"name\":\"N\",\"email\":\"a" +
+           std::to_string(i) + "@x.org\"},";
+  doc += "{\"student_id\":";
+  for (int round = 0; round < 20; ++round) {
+    VectorSink sink;
+    PipelineConfig cfg;
+    cfg.parse_batch = 10;
+    cfg.read_chunk = 256;
+    EXPECT_THROW(in_goro([&] {
+                   register_roster(store, c.id, InputFormat::json, string_reader(doc), sink, cfg);
+                 }),
+                 RosterError);
+    EXPECT_TRUE(sink.rows().empty());
+    EXPECT_FALSE(sink.closed());
+    EXPECT_EQ(store.registered_count(c.id), 0);
+  }
+}
+
+// The sink failing does not leave the stages upstream blocked: the run ends with its error.
+class FailingSink final : public ResultSink {
+ public:
+  void write(std::span<const RosterRow>) override { throw std::runtime_error("sink gone"); }
+  void close() override {}
+};
+
+TEST(Pipeline, FailingSinkFailsTheRunWithoutHanging) {
+  TempDir dir;
+  Store store(dir.file("r.db"));
+  Course c = store.add_course("Intro", 100000);
+  std::string roster = "student_id,name,email\n";
+  for (int i = 0; i < 20000; ++i)
+    roster += "A" + std::to_string(i) + ",N,a" + std::to_string(i) + "@x.org\n";
+  FailingSink sink;
+  PipelineConfig cfg;
+  cfg.txn_rows = 100;
+  cfg.parse_batch = 50;
+  cfg.queue_depth = 1;
+  try {
+    in_goro(
+        [&] { register_roster(store, c.id, InputFormat::csv, string_reader(roster), sink, cfg); });
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "sink gone");
+  }
+  EXPECT_LT(store.registered_count(c.id), 20000);
+}
+
 TEST(Pipeline, LockedDatabaseFailsTheRunWithoutHanging) {
   TempDir dir;
   std::string db = dir.file("r.db");
