@@ -27,6 +27,12 @@
 #include "platform.hpp"
 #include "scheduler.hpp"
 
+#if GORO_TSAN
+// In TSan's runtime, not in every compiler's sanitizer headers.
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
+#endif
+
 extern char** environ;
 
 namespace goro::detail {
@@ -311,30 +317,40 @@ std::string format_wait(std::int64_t since, std::int64_t now) {
 
 }  // namespace
 
-void write_dump(Runtime* rt, std::string& out) {
-  if (rt == nullptr) return;
-  struct Row {
-    std::uint64_t id;
-    GStatus status;
-    WaitReason reason;
-    std::int64_t since;
-    const void* pc;
-  };
-  std::vector<Row> rows;
+// A snapshot of every live goroutine, by id. The slots are read while other workers may be
+// constructing or freeing a G in them: every field read is atomic and a row is kept only if
+// its slot says live, but a G's constructor initialises its atomics with plain stores, so
+// TSan is told not to check this walk (a row may mix two goroutines of a reused slot; a
+// dump is a diagnostic snapshot).
+std::vector<GoroutineRow> snapshot_goroutines(Runtime* rt) {
+  std::vector<GoroutineRow> rows;
+#if GORO_TSAN
+  __tsan_ignore_thread_begin();
+#endif
   rt->stacks.for_each_slot([&rows](char* lo, std::size_t size) {
     G* g = goroutine_in_slot(lo, size);
     if (g->live_magic.load(std::memory_order_acquire) != kLiveMagic) return;
-    Row r{g->id.load(std::memory_order_relaxed), g->status.load(std::memory_order_relaxed),
-          g->wait_reason.load(std::memory_order_relaxed),
-          g->wait_since_ns.load(std::memory_order_relaxed),
-          g->creator_pc.load(std::memory_order_relaxed)};
+    GoroutineRow r{g->id.load(std::memory_order_relaxed), g->status.load(std::memory_order_relaxed),
+                   g->wait_reason.load(std::memory_order_relaxed),
+                   g->wait_since_ns.load(std::memory_order_relaxed),
+                   g->creator_pc.load(std::memory_order_relaxed)};
     if (r.status != GStatus::dead) rows.push_back(r);
   });
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
+#if GORO_TSAN
+  __tsan_ignore_thread_end();
+#endif
+  std::sort(rows.begin(), rows.end(),
+            [](const GoroutineRow& a, const GoroutineRow& b) { return a.id < b.id; });
+  return rows;
+}
+
+void write_dump(Runtime* rt, std::string& out) {
+  if (rt == nullptr) return;
+  const std::vector<GoroutineRow> rows = snapshot_goroutines(rt);
   const std::map<const void*, std::string> sites = creation_sites(rows);
   std::int64_t now = coarse_now_ns();
   G* self = current_g();
-  for (const Row& r : rows) {
+  for (const GoroutineRow& r : rows) {
     std::string state;
     switch (r.status) {
       case GStatus::running:
@@ -361,31 +377,15 @@ namespace goro {
 
 std::vector<GoroutineInfo> goroutines(bool with_creation_sites) {
   std::vector<GoroutineInfo> out;
+  detail::ForeignScope foreign;  // a monitor thread may race the end of run()
   detail::Runtime* rt = detail::current_runtime();
   if (rt == nullptr) return out;
-  struct Row {
-    std::uint64_t id;
-    detail::GStatus status;
-    detail::WaitReason reason;
-    std::int64_t since;
-    const void* pc;
-  };
-  std::vector<Row> rows;
-  rt->stacks.for_each_slot([&rows](char* lo, std::size_t size) {
-    detail::G* g = detail::goroutine_in_slot(lo, size);
-    if (g->live_magic.load(std::memory_order_acquire) != detail::kLiveMagic) return;
-    Row r{g->id.load(std::memory_order_relaxed), g->status.load(std::memory_order_relaxed),
-          g->wait_reason.load(std::memory_order_relaxed),
-          g->wait_since_ns.load(std::memory_order_relaxed),
-          g->creator_pc.load(std::memory_order_relaxed)};
-    if (r.status != detail::GStatus::dead) rows.push_back(r);
-  });
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
+  const std::vector<detail::GoroutineRow> rows = detail::snapshot_goroutines(rt);
   const std::int64_t now = detail::coarse_now_ns();
   detail::G* self = detail::current_g();
   std::map<const void*, std::string> sites;
   if (with_creation_sites) sites = detail::creation_sites(rows);
-  for (const Row& r : rows) {
+  for (const detail::GoroutineRow& r : rows) {
     GoroutineInfo info;
     info.id = r.id;
     const bool me = self != nullptr && self->id.load(std::memory_order_relaxed) == r.id;

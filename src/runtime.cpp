@@ -215,11 +215,13 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
 namespace goro {
 
 std::size_t num_goroutines() {
+  detail::ForeignScope foreign;  // callable from any thread, also while run() ends
   detail::Runtime* rt = detail::current_runtime();
   return rt ? static_cast<std::size_t>(rt->live.load(std::memory_order_relaxed)) : 0;
 }
 
 int procs() {
+  detail::ForeignScope foreign;
   detail::Runtime* rt = detail::current_runtime();
   return rt ? rt->nprocs : 0;
 }
@@ -258,10 +260,13 @@ void ForeignThread::release() noexcept {
 }
 
 void dump(std::ostream& out) {
-  detail::Runtime* rt = detail::current_runtime();
-  if (rt == nullptr) return;
   std::string text;
-  detail::write_dump(rt, text);
+  {
+    detail::ForeignScope foreign;  // a monitor thread may race the end of run()
+    detail::Runtime* rt = detail::current_runtime();
+    if (rt == nullptr) return;
+    detail::write_dump(rt, text);
+  }
   out << text;
 }
 

@@ -177,6 +177,14 @@ void fatal_panic(std::exception_ptr e) noexcept;
 void fatal_deadlock(Runtime* rt) noexcept;
 
 // The dump (dump.cpp).
+struct GoroutineRow {
+  std::uint64_t id;
+  GStatus status;
+  WaitReason reason;
+  std::int64_t since;
+  const void* pc;
+};
+std::vector<GoroutineRow> snapshot_goroutines(Runtime* rt);
 void write_dump(Runtime* rt, std::string& out);
 // A creation site as the dump prints it ("file.cpp:42 in f"); slow (runs addr2line).
 std::string symbolise(const void* pc);

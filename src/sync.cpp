@@ -89,6 +89,9 @@ void WaitGroup::add(int delta) {
       return;
     }
   }
+  // A thread that is not a worker may be racing the end of run(): the waiter records it
+  // dequeues live on goroutine stacks that teardown releases (see ForeignScope).
+  detail::ForeignScope foreign;
   // The counter reaches zero with goroutines parked. Zero it under the bucket lock, so that
   // no waiter can return (and free *this) before we are done with the state word, and no
   // new waiter can enqueue between the zeroing and the collection.
@@ -147,7 +150,7 @@ void Mutex::lock_slow() {
     detail::Backoff backoff;
     for (int i = 0; i < 10; ++i) {
       std::uint64_t state = state_.load(std::memory_order_relaxed);
-      if (!(state & kLocked) &&
+      if (!(state & (kLocked | kHandOff)) &&
           state_.compare_exchange_weak(state, state | kLocked, std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
         return;
@@ -156,7 +159,7 @@ void Mutex::lock_slow() {
     }
     b.mu.lock();
     std::uint64_t state = state_.load(std::memory_order_relaxed);
-    if (!(state & kLocked)) {
+    if (!(state & (kLocked | kHandOff))) {
       bool won = state_.compare_exchange_strong(state, state | kLocked, std::memory_order_acquire,
                                                 std::memory_order_relaxed);
       b.mu.unlock();
@@ -177,13 +180,20 @@ void Mutex::lock_slow() {
       b.push_back(&w);
     }
     detail::sema_park(detail::WaitReason::mutex_lock, b);
-    if (w.granted) return;  // starvation mode: the unlocker handed the lock to us
+    if (w.granted) {  // starvation mode: the unlocker handed the lock to us
+      std::uint64_t now = state_.load(std::memory_order_relaxed);
+      while (!state_.compare_exchange_weak(now, (now & ~kHandOff) | kLocked,
+                                           std::memory_order_acquire, std::memory_order_relaxed)) {
+      }
+      return;
+    }
     requeue = true;
   }
 }
 
 void Mutex::unlock_slow(std::uint64_t state) {
   if (!(state & kLocked)) throw std::logic_error("sync: unlock of unlocked mutex");
+  detail::ForeignScope foreign;  // see WaitGroup::add
   detail::SemaBucket& b = detail::sema_bucket(this);
   detail::SemaWaiter* w;
   {
@@ -198,8 +208,11 @@ void Mutex::unlock_slow(std::uint64_t state) {
     const std::uint64_t rest = b.next_of(w, this) != nullptr ? kWaiters : 0;
     b.remove(w);
     if (detail::monotonic_ns() - w->since_ns > kStarvationNs) {
-      w->granted = true;  // hand-off: the lock stays locked and now belongs to w
-      state_.store(kLocked | rest, std::memory_order_release);
+      // Hand-off: the lock now belongs to w. kHandOff keeps newcomers out until w runs and
+      // turns it into kLocked; the word does not say kLocked meanwhile, so a second unlock
+      // by this goroutine is reported (Go: mutexStarving).
+      w->granted = true;
+      state_.store(kHandOff | rest, std::memory_order_release);
     } else {
       state_.store(rest, std::memory_order_release);
     }
@@ -261,6 +274,7 @@ void RWMutex::unlock() {
                                      std::memory_order_relaxed)) {
     return;
   }
+  detail::ForeignScope foreign;  // see WaitGroup::add
   detail::SemaBucket& b = detail::sema_bucket(this);
   detail::SemaWaiter* woken = nullptr;
   {
@@ -355,6 +369,7 @@ void RWMutex::unlock_shared() {
   }
   // The last reader leaves while a writer waits: give the lock to the longest writer, under
   // the bucket lock (no other reader can enter: kWritersWaiting is set).
+  detail::ForeignScope foreign;  // see WaitGroup::add
   detail::SemaBucket& b = detail::sema_bucket(this);
   detail::SemaWaiter* writer;
   {
@@ -434,6 +449,7 @@ void Cond::wait() {
 }
 
 void Cond::signal() {
+  detail::ForeignScope foreign;  // see WaitGroup::add
   detail::SemaBucket& b = detail::sema_bucket(this);
   detail::SemaWaiter* w;
   bool parked = false;
@@ -449,6 +465,7 @@ void Cond::signal() {
 }
 
 void Cond::broadcast() {
+  detail::ForeignScope foreign;  // see WaitGroup::add
   detail::SemaBucket& b = detail::sema_bucket(this);
   detail::SemaWaiter* woken = nullptr;
   detail::SemaWaiter** tail = &woken;

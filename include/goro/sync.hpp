@@ -85,7 +85,7 @@ class Mutex {
   }
   bool try_lock() {
     std::uint64_t state = state_.load(std::memory_order_relaxed);
-    return !(state & kLocked) &&
+    return !(state & (kLocked | kHandOff)) &&
            state_.compare_exchange_strong(state, state | kLocked, std::memory_order_acquire,
                                           std::memory_order_relaxed);
   }
@@ -103,6 +103,7 @@ class Mutex {
   void unlock_slow(std::uint64_t state);
   static constexpr std::uint64_t kLocked = 1;
   static constexpr std::uint64_t kWaiters = 2;  // goroutines may be parked on this mutex
+  static constexpr std::uint64_t kHandOff = 4;  // handed to a parked waiter that has not run
   std::atomic<std::uint64_t> state_{0};
 };
 
