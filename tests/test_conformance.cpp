@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -359,6 +360,84 @@ TEST(Conformance, CondWaitWithoutTheMutexThrowsAndLeavesTheCondIntact) {
   EXPECT_TRUE(ok);
 }
 
+// ---- a second unlock after a starvation hand-off is misuse, and is reported
+
+TEST(Conformance, SecondUnlockAfterAStarvationHandOffIsReported) {
+  std::string second_unlock;
+  bool try_lock_while_handed_off = true;
+  goro::run(
+      [&] {
+        goro::Mutex mu;
+        goro::Chan<std::uint64_t> started;
+        goro::WaitGroup wg;
+        mu.lock();
+        wg.go([&] {
+          started.send(goro::goroutine_id());
+          mu.lock();  // parks; waits over 1 ms: the unlock hands the lock over
+          mu.unlock();
+        });
+        const std::uint64_t waiter = *started.recv();
+        ASSERT_TRUE(parked_in(waiter, "sync.Mutex.Lock"));
+        const auto t0 = goro::Clock::now();
+        while (goro::Clock::now() - t0 < 3ms) {
+        }
+        mu.unlock();  // hand-off: the lock belongs to the waiter, which has not run yet
+        try {
+          mu.unlock();
+        } catch (const std::logic_error& e) {
+          second_unlock = e.what();
+        }
+        try_lock_while_handed_off = mu.try_lock();
+        if (try_lock_while_handed_off) mu.unlock();
+        wg.wait();
+      },
+      {.procs = 1});
+  EXPECT_EQ(second_unlock, "sync: unlock of unlocked mutex");
+  EXPECT_FALSE(try_lock_while_handed_off);
+}
+
+// ---- foreign threads waking sync waiters, or taking snapshots, while run() ends
+
+TEST(Conformance, ForeignSyncWakeUpsAndSnapshotsRacingTheEndOfRun) {
+  for (int round = 0; round < scaled(30); ++round) {
+    goro::WaitGroup wg;
+    goro::Mutex mu;
+    goro::Cond cond(mu);
+    std::thread waker;
+    std::thread monitor;
+    std::atomic<bool> stop{false};
+    goro::run(
+        [&] {
+          wg.add(1);
+          for (int i = 0; i < 50; ++i) {
+            goro::go([&] { wg.wait(); });  // abandoned or woken, by reference only
+            goro::go([&] {
+              std::unique_lock lock(mu);
+              cond.wait();
+            });
+          }
+          goro::yield();
+          waker = std::thread([&, reg = goro::ForeignThread()] {
+            cond.broadcast();
+            wg.done();
+          });
+          monitor = std::thread([&] {
+            while (!stop.load()) {
+              std::ostringstream out;
+              goro::dump(out);
+              (void)goro::goroutines();
+              (void)goro::num_goroutines();
+            }
+          });
+        },
+        {.procs = 2});
+    waker.join();
+    stop.store(true);
+    monitor.join();
+  }
+  SUCCEED();
+}
+
 // ---- outside run, every call that may park throws, even when it would not block
 
 TEST(Conformance, ParkingSyncCallsThrowOutsideRunEvenUncontended) {
@@ -413,8 +492,8 @@ TEST(Conformance, BlockingCallsSubmittedTogetherEachGetAHelper) {
           second.go([&second_ran] { goro::blocking([&second_ran] { second_ran.set_value(); }); });
           goro::Chan<bool> first_done(1);
           goro::go([&fut, first_done]() mutable {  // spawned last: runs (and submits) first
-            first_done.send(goro::blocking(
-                [&fut] { return fut.wait_for(10s) == std::future_status::ready; }));
+            first_done.send(
+                goro::blocking([&fut] { return fut.wait_for(10s) == std::future_status::ready; }));
           });
           bool done = *first_done.recv();
           second.wait();
