@@ -75,7 +75,7 @@ class BlockingPool {
       BlockingCall* call = queue_.front();
       queue_.pop_front();
       lock.unlock();
-      errno = call->err_no;  // as if f ran on the caller's thread
+      errno = 0;  // f's own errno, not what the helper's previous call left
       try {
         call->fn(call->arg);
       } catch (...) {
@@ -110,7 +110,7 @@ BlockingPool& pool() {
 
 void run_blocking(void (*fn)(void*), void* arg) {
   require_goroutine("goro::blocking");
-  BlockingCall call{fn, arg, current_g(), current_runtime(), nullptr, errno};
+  BlockingCall call{fn, arg, current_g(), current_runtime(), nullptr, 0};
   call.rt->nblocking.fetch_add(1, std::memory_order_seq_cst);
   park(
       WaitReason::blocking_call, [](void* c) { pool().submit(static_cast<BlockingCall*>(c)); },
