@@ -465,7 +465,9 @@ TEST(Conformance, BlockingCarriesErrnoBack) {
   int fd = ::open("/dev/full", O_WRONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   auto [rc, err] = goro::run([fd] {
-    errno = 0;
+    // No errno access before the call in this function: glibc's __errno_location is a
+    // `const` function, so a compiler may reuse its address across the park, and the
+    // goroutine may resume on another worker thread (docs/API.md, blocking()).
     ssize_t rc = goro::blocking([fd] { return ::write(fd, "x", 1); });
     return std::pair<ssize_t, int>(rc, errno);
   });
