@@ -25,68 +25,10 @@ using goro_test::eventually;
 using goro_test::kSanitized;
 using goro_test::kThreadSanitizer;
 
-struct ChildResult {
-  int status = 0;
-  std::string err;
-};
-
-// Forks; the child points stderr at a pipe, runs scenario and exits 0 if it returns (3 if
-// it throws). The parent collects stderr and the exit status.
-template <class F>
-[[maybe_unused]] ChildResult run_in_child(F scenario) {
-  int fds[2];
-  if (::pipe(fds) != 0) {
-    ADD_FAILURE() << "pipe failed";
-    return {};
-  }
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ADD_FAILURE() << "fork failed";
-    return {};
-  }
-  if (pid == 0) {
-    ::close(fds[0]);
-    ::dup2(fds[1], STDERR_FILENO);
-    ::close(fds[1]);
-    ::alarm(60);  // never outlive the test
-    try {
-      scenario();
-    } catch (...) {
-      ::_exit(3);
-    }
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  ChildResult r;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      r.err.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  ::close(fds[0]);
-  while (::waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
-  }
-  return r;
-}
-
-[[maybe_unused]] std::string describe(const ChildResult& r) {
-  std::string s;
-  if (WIFEXITED(r.status)) {
-    s = "exit status " + std::to_string(WEXITSTATUS(r.status));
-  } else if (WIFSIGNALED(r.status)) {
-    s = "killed by signal " + std::to_string(WTERMSIG(r.status));
-  }
-  return s + "; stderr:\n" + r.err.substr(0, 2000);
-}
-
-[[maybe_unused]] bool exited_with(const ChildResult& r, int code) {
-  return WIFEXITED(r.status) && WEXITSTATUS(r.status) == code;
-}
+using goro_test::ChildResult;
+using goro_test::describe;
+using goro_test::exited_with;
+using goro_test::run_in_child;
 
 // Recurses `limit` times with 2 KiB frames (volatile: the compiler cannot see the end).
 [[maybe_unused]] [[gnu::noinline]] int recurse(int depth, const volatile int& limit) {
