@@ -27,47 +27,60 @@
 
 #include <cstdint>
 
-#include "fifo.hpp"
 #include "goro/detail/lock.hpp"
 #include "park.hpp"
 
 namespace goro::detail {
 
+// RWMutex keeps its readers and its writers in two queues of the same key.
 enum class SemaKind : std::uint8_t { any, reader, writer };
+
+struct SemaWaiter;
+
+// The FIFO of one (key, kind) in a bucket. It lives in the record of the queue's first
+// waiter and moves to the next waiter when that one leaves, so a bucket holds one small
+// list of distinct keys and each object's waiters are found without walking others'.
+struct SemaKeyQueue {
+  const void* key = nullptr;
+  SemaKind kind = SemaKind::any;
+  SemaWaiter* head = nullptr;
+  SemaWaiter* tail = nullptr;
+  SemaKeyQueue* next = nullptr;  // the bucket's other queues
+  SemaKeyQueue* prev = nullptr;
+};
 
 struct SemaWaiter {
   G* g = nullptr;
   const void* key = nullptr;
-  SemaWaiter* next = nullptr;
+  SemaWaiter* next = nullptr;  // within its key's queue (a woken list reuses it)
   SemaWaiter* prev = nullptr;
+  SemaKeyQueue queue;         // used while this waiter heads its key's queue
   std::int64_t since_ns = 0;  // when it started waiting (Mutex starvation guard)
   SemaKind kind = SemaKind::any;
   bool granted = false;   // the waker handed the resource over (or signalled, for Cond)
   bool parked = false;    // the goroutine committed to parking (Cond)
-  bool enqueued = false;  // in its bucket's queue
+  bool enqueued = false;  // in its bucket
 };
 
 struct alignas(64) SemaBucket {
   Lock mu{LockRank::wait_table};
-  IntrusiveFifo<SemaWaiter> queue GORO_GUARDED_BY(mu);
+  SemaKeyQueue* keys GORO_GUARDED_BY(mu) = nullptr;
 
-  void push_back(SemaWaiter* w) GORO_REQUIRES(mu) {
-    queue.push_back(w);
-    w->enqueued = true;
-  }
-  void push_front(SemaWaiter* w) GORO_REQUIRES(mu) {
-    queue.push_front(w);
-    w->enqueued = true;
-  }
-  void remove(SemaWaiter* w) GORO_REQUIRES(mu) {
-    queue.remove(w);
-    w->enqueued = false;
-  }
-  // The longest waiter on key (of that kind, unless any), or nullptr. Waiters of other keys
-  // that share the bucket are skipped; usually the head matches.
+  void push_back(SemaWaiter* w) GORO_REQUIRES(mu);
+  void push_front(SemaWaiter* w) GORO_REQUIRES(mu);
+  void remove(SemaWaiter* w) GORO_REQUIRES(mu);
+  // The longest waiter on (key, kind), or nullptr; then the next one after `after`.
   SemaWaiter* first(const void* key, SemaKind kind = SemaKind::any) GORO_REQUIRES(mu);
-  SemaWaiter* next_of(SemaWaiter* after, const void* key, SemaKind kind = SemaKind::any)
-      GORO_REQUIRES(mu);
+  SemaWaiter* next_of(SemaWaiter* after, const void* /*key*/, SemaKind /*kind*/ = SemaKind::any)
+      GORO_REQUIRES(mu) {
+    return after->next;
+  }
+  bool empty() const GORO_REQUIRES(mu) { return keys == nullptr; }
+
+ private:
+  SemaKeyQueue* find(const void* key, SemaKind kind) GORO_REQUIRES(mu);
+  void start_queue(SemaWaiter* w) GORO_REQUIRES(mu);
+  void move_queue(SemaKeyQueue* from, SemaWaiter* to) GORO_REQUIRES(mu);
 };
 
 SemaBucket& sema_bucket(const void* key) noexcept;

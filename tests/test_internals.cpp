@@ -145,29 +145,62 @@ TEST(IntrusiveFifo, PushPopRemoveKeepOrderAndLinks) {
   EXPECT_EQ(q.tail, nullptr);
 }
 
-TEST(WaitTable, WaitersOfOtherKeysInTheSameBucketAreSkipped) {
+TEST(WaitTable, EachKeyAndKindHasItsOwnFifo) {
   int a = 0;
   int b = 0;
   SemaBucket bucket;
-  SemaWaiter w[4];
+  SemaWaiter w[6];
+  for (SemaWaiter& x : w) x.key = &a;
   w[0].key = &b;
-  w[1].key = &a;
   w[1].kind = SemaKind::writer;
-  w[2].key = &b;
-  w[3].key = &a;
   w[3].kind = SemaKind::reader;
+  w[4].kind = SemaKind::writer;
+  w[5].key = &b;
   LockGuard guard(bucket.mu);
   for (SemaWaiter& x : w) bucket.push_back(&x);
-  EXPECT_EQ(bucket.first(&a), &w[1]);
-  EXPECT_EQ(bucket.next_of(&w[1], &a), &w[3]);
+  EXPECT_EQ(bucket.first(&a), &w[2]);  // kind any: only w[2]
+  EXPECT_EQ(bucket.next_of(&w[2], &a), nullptr);
+  EXPECT_EQ(bucket.first(&a, SemaKind::writer), &w[1]);
+  EXPECT_EQ(bucket.next_of(&w[1], &a, SemaKind::writer), &w[4]);
   EXPECT_EQ(bucket.first(&a, SemaKind::reader), &w[3]);
   EXPECT_EQ(bucket.first(&b), &w[0]);
+  // Removing a head moves its queue to the next waiter; push_front takes the head back.
   bucket.remove(&w[0]);
   EXPECT_FALSE(w[0].enqueued);
-  EXPECT_EQ(bucket.first(&b), &w[2]);
-  EXPECT_EQ(bucket.next_of(&w[2], &b), nullptr);
-  for (SemaWaiter* x = bucket.queue.head; x != nullptr; x = bucket.queue.head) bucket.remove(x);
-  EXPECT_TRUE(bucket.queue.empty());
+  EXPECT_EQ(bucket.first(&b), &w[5]);
+  bucket.push_front(&w[0]);
+  EXPECT_EQ(bucket.first(&b), &w[0]);
+  EXPECT_EQ(bucket.next_of(&w[0], &b), &w[5]);
+  // Removing from the middle and the tail.
+  bucket.remove(&w[4]);
+  EXPECT_EQ(bucket.next_of(&w[1], &a, SemaKind::writer), nullptr);
+  for (SemaWaiter& x : w) {
+    if (x.enqueued) bucket.remove(&x);
+  }
+  EXPECT_TRUE(bucket.empty());
+  for (const SemaWaiter& x : w) EXPECT_FALSE(x.enqueued);
+}
+
+TEST(WaitTable, AKeyIsFoundBehindManyWaitersOfAnotherKey) {
+  // Lookups find a key's queue, not its waiters: a key behind 10 000 waiters of another
+  // key is found in as many steps as there are distinct keys in the bucket.
+  int busy = 0;
+  int other = 0;
+  SemaBucket bucket;
+  std::vector<SemaWaiter> crowd(10000);
+  SemaWaiter mine;
+  mine.key = &other;
+  LockGuard guard(bucket.mu);
+  for (SemaWaiter& x : crowd) {
+    x.key = &busy;
+    bucket.push_back(&x);
+  }
+  bucket.push_back(&mine);
+  EXPECT_EQ(bucket.first(&other), &mine);
+  EXPECT_EQ(bucket.first(&busy), &crowd[0]);
+  bucket.remove(&mine);
+  for (SemaWaiter& x : crowd) bucket.remove(&x);
+  EXPECT_TRUE(bucket.empty());
 }
 
 TEST(WaitTable, SyncObjectsAreOneWord) {
