@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "goro/runtime.hpp"
@@ -322,18 +323,37 @@ std::string format_wait(std::int64_t since, std::int64_t now) {
 // its slot says live, but a G's constructor initialises its atomics with plain stores, so
 // TSan is told not to check this walk (a row may mix two goroutines of a reused slot; a
 // dump is a diagnostic snapshot).
+// A running goroutine's since is when sysmon first saw it running (it publishes that once
+// the goroutine has kept its worker for 10 ms), matched by address against each worker's
+// current goroutine; 0 when it switched since.
 std::vector<GoroutineRow> snapshot_goroutines(Runtime* rt) {
   std::vector<GoroutineRow> rows;
+  std::vector<std::pair<const G*, std::int64_t>> running;
+  for (int i = 0, n = all_ps(rt); i < n; ++i) {
+    const P* p = rt->ps[static_cast<std::size_t>(i)];
+    const std::uint32_t s = p->switches.load(std::memory_order_relaxed);
+    const G* g = p->current.load(std::memory_order_relaxed);
+    if ((s & 1) != 0 && g != nullptr &&
+        p->run_since_switches.load(std::memory_order_relaxed) == s) {
+      running.emplace_back(g, p->run_since_ns.load(std::memory_order_relaxed));
+    }
+  }
 #if GORO_TSAN
   __tsan_ignore_thread_begin();
 #endif
-  rt->stacks.for_each_slot([&rows](char* lo, std::size_t size) {
+  rt->stacks.for_each_slot([&rows, &running](char* lo, std::size_t size) {
     G* g = goroutine_in_slot(lo, size);
     if (g->live_magic.load(std::memory_order_acquire) != kLiveMagic) return;
     GoroutineRow r{g->id.load(std::memory_order_relaxed), g->status.load(std::memory_order_relaxed),
                    g->wait_reason.load(std::memory_order_relaxed),
                    g->wait_since_ns.load(std::memory_order_relaxed),
                    g->creator_pc.load(std::memory_order_relaxed)};
+    if (r.status == GStatus::running) {
+      r.since = 0;
+      for (const auto& [rg, since] : running) {
+        if (rg == g) r.since = since;
+      }
+    }
     if (r.status != GStatus::dead) rows.push_back(r);
   });
 #if GORO_TSAN
@@ -354,7 +374,7 @@ void write_dump(Runtime* rt, std::string& out) {
     std::string state;
     switch (r.status) {
       case GStatus::running:
-        state = "running";
+        state = "running" + format_wait(r.since, now);
         break;
       case GStatus::runnable:
         state = "runnable";
@@ -365,7 +385,7 @@ void write_dump(Runtime* rt, std::string& out) {
       case GStatus::dead:
         continue;
     }
-    if (self != nullptr && self->id == r.id) state = "running";
+    if (self != nullptr && self->id == r.id && r.status != GStatus::running) state = "running";
     const std::string site = r.id == 1 ? std::string("goro::run") : sites.at(r.pc);
     out += "goroutine " + std::to_string(r.id) + " [" + state + "]: created at " + site + "\n";
   }
@@ -391,6 +411,9 @@ std::vector<GoroutineInfo> goroutines(bool with_creation_sites) {
     const bool me = self != nullptr && self->id.load(std::memory_order_relaxed) == r.id;
     if (me || r.status == detail::GStatus::running) {
       info.state = "running";
+      if (r.status == detail::GStatus::running && r.since != 0 && now > r.since) {
+        info.waited = std::chrono::nanoseconds(now - r.since);
+      }
     } else if (r.status == detail::GStatus::runnable) {
       info.state = "runnable";
     } else {

@@ -34,9 +34,10 @@ G* steal_work(P* p) {
   Runtime* rt = p->rt;
   G* batch[kRunQueueSize / 2];
   for (int attempt = 0; attempt < 4; ++attempt) {
-    std::uint32_t start = p->rand.below(static_cast<std::uint32_t>(rt->nprocs));
-    for (int i = 0; i < rt->nprocs; ++i) {
-      P* victim = rt->ps[(start + i) % rt->nprocs];
+    const int nps = all_ps(rt);  // spare workers too: a retaken one may still queue work
+    std::uint32_t start = p->rand.below(static_cast<std::uint32_t>(nps));
+    for (int i = 0; i < nps; ++i) {
+      P* victim = rt->ps[(start + i) % nps];
       if (victim == p) continue;
       std::uint32_t n = runq_grab(victim, batch, attempt == 3);
       if (n == 0) continue;
@@ -113,6 +114,7 @@ void begin_stop(Runtime* rt) {
   rt->stopping.store(true, std::memory_order_seq_cst);
   LockGuard guard(rt->sched_mu);
   while (P* q = idle_pop(rt)) wake_worker(q);
+  wake_spares(rt);
 }
 
 namespace {
@@ -136,7 +138,7 @@ void go_idle(P* p) {
 
   // Work published before our npidle++ may not have woken anyone: look once more.
   bool work = rt->gq_size.load(std::memory_order_seq_cst) != 0;
-  for (int i = 0; i < rt->nprocs && !work; ++i) work = !runq_empty(rt->ps[i]);
+  for (int i = 0, n = all_ps(rt); i < n && !work; ++i) work = !runq_empty(rt->ps[i]);
   if (work) {
     LockGuard guard(rt->sched_mu);
     if (idle_remove(rt, p)) {
@@ -155,7 +157,9 @@ void go_idle(P* p) {
     LockGuard guard(rt->sched_mu);
     if (next_timer != kNever) {
       timeout = std::max<std::int64_t>(0, next_timer - now);
-    } else if (p->idle && rt->npidle.load(std::memory_order_seq_cst) == rt->nprocs &&
+    } else if (p->idle &&
+               rt->npidle.load(std::memory_order_seq_cst) ==
+                   rt->nworkers.load(std::memory_order_seq_cst) &&
                rt->nblocking.load(std::memory_order_seq_cst) == 0 &&
                rt->niowait.load(std::memory_order_seq_cst) == 0 &&
                rt->nforeign.load(std::memory_order_seq_cst) == 0 && rt->gq_head == nullptr &&
@@ -201,10 +205,11 @@ G* find_runnable(P* p) {
     }
     if (G* g = runq_get(p)) return found(p, g);
     if (G* g = global_get(p, kRunQueueSize / 2)) return found(p, g);
-    if (rt->nprocs > 1) {
+    const int nworkers = rt->nworkers.load(std::memory_order_relaxed);  // spares included
+    if (nworkers > 1) {
       bool spinning = p->spinning.load(std::memory_order_relaxed);
       if (!spinning && 2 * rt->nmspinning.load(std::memory_order_relaxed) <
-                           rt->nprocs - rt->npidle.load(std::memory_order_relaxed)) {
+                           nworkers - rt->npidle.load(std::memory_order_relaxed)) {
         p->spinning.store(true, std::memory_order_relaxed);
         rt->nmspinning.fetch_add(1, std::memory_order_seq_cst);
         spinning = true;

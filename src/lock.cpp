@@ -48,6 +48,8 @@ const char* rank_name(LockRank r) {
       return "wait-table bucket";
     case LockRank::context:
       return "context";
+    case LockRank::procs:
+      return "procs";
     case LockRank::sched:
       return "scheduler";
     case LockRank::stack_pool:

@@ -67,6 +67,15 @@ std::string describe(std::exception_ptr e) {
   }
 }
 
+int resolve_max_threads() {
+  if (const char* env = std::getenv("GORO_MAX_THREADS")) {
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v >= 2 && v <= 1'000'000) return static_cast<int>(v);
+  }
+  return 10'000;  // Go's SetMaxThreads default
+}
+
 [[noreturn]] void die_with(Runtime* rt, const std::string& first_line) {
   if (g_dying.exchange(true, std::memory_order_acq_rel)) {
     for (;;) pause();  // another goroutine's fatal report is being written: exit comes from it
@@ -120,6 +129,8 @@ void fatal_panic(std::exception_ptr e) noexcept {
   record_fatal(rt, line, e);
 }
 
+void fatal_exit(Runtime* rt, const std::string& first_line) noexcept { die_with(rt, first_line); }
+
 void fatal_deadlock(Runtime* rt) noexcept {
   const std::string line = "fatal error: all goroutines are asleep - deadlock!";
   if (!rt->raise) die_with(rt, line);
@@ -138,14 +149,12 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   auto rt = std::make_unique<Runtime>(nprocs, resolve_stack_size(opts.stack_size));
   rt->raise = opts.raise;
   rt->run_seq = g_run_seq.fetch_add(1, std::memory_order_relaxed) + 1;
-  for (int i = 0; i < nprocs; ++i) {
-    P* p = new P();
-    p->index = i;
-    p->rt = rt.get();
-    p->rand.state ^= (static_cast<std::uint64_t>(i) + 1) * 0xD1B54A32D192ED03ull ^
-                     static_cast<std::uint64_t>(now_ns());
-    rt->ps.push_back(p);
-  }
+  rt->max_ps = resolve_max_threads() - 1;  // one thread is sysmon's
+  if (nprocs > rt->max_ps) fatal_thread_exhaustion(rt.get());
+  rt->ps.assign(static_cast<std::size_t>(rt->max_ps), nullptr);
+  for (int i = 0; i < nprocs; ++i) rt->ps[i] = new_p(rt.get(), i);
+  rt->nps.store(nprocs, std::memory_order_release);
+  rt->nworkers.store(nprocs, std::memory_order_relaxed);
 
   struct MainClosure {
     void (*fn)(void*);
@@ -160,8 +169,18 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   runq_put(p0, main_g, false);
 
   g_runtime.store(rt.get(), std::memory_order_release);
-  for (P* p : rt->ps) p->thread = std::thread(worker_main, p);
-  for (P* p : rt->ps) p->thread.join();
+  for (int i = 0; i < nprocs; ++i) rt->ps[i]->thread = std::thread(worker_main, rt->ps[i]);
+  sysmon_start(rt.get(), opts.handle_sigquit);
+  for (int i = 0; i < nprocs; ++i) rt->ps[i]->thread.join();
+  // The workers left only once the runtime was stopping, and sysmon starts no spare after
+  // it sees that under ps_mu: the spares are all published now.
+  int nps;
+  {
+    LockGuard guard(rt->ps_mu);
+    nps = rt->nps.load(std::memory_order_relaxed);
+  }
+  for (int i = nprocs; i < nps; ++i) rt->ps[i]->thread.join();
+  sysmon_stop(rt.get());  // serves SIGQUIT until here: a run stuck at its end can be dumped
   g_runtime.store(nullptr, std::memory_order_seq_cst);
 
   // Teardown: nothing of this run keeps running; abandoned goroutines are released.
@@ -183,9 +202,9 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   // Foreign operations that started before the detach may still write into a waiter's
   // stack slot or read the runtime: let them finish before anything is unmapped.
   while (g_foreign_inflight.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
-  for (P* p : rt->ps) {
-    rt->stacks.drain(p->stacks);
-    delete p;
+  for (int i = 0; i < nps; ++i) {
+    rt->stacks.drain(rt->ps[i]->stacks);
+    delete rt->ps[i];
   }
   rt->ps.clear();
 

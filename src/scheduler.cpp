@@ -91,6 +91,8 @@ void finish_prev(P* p) noexcept {
 // must decide.
 G* direct_next(P* p) noexcept {
   if (p->rt->stopping.load(std::memory_order_relaxed)) return nullptr;
+  // Sysmon handed this worker's queue to a spare: retire on g0 instead of running on.
+  if (p->retaken.load(std::memory_order_relaxed)) return nullptr;
   const std::uint32_t tick = p->sched_tick + 1;
   // g0's find_runnable takes this tick and looks at the global queue first.
   if (tick % 61 == 0) return nullptr;
@@ -114,13 +116,15 @@ void switch_away(G* g, P* p, bool exiting) {
   g->eh = *eh;
   if (G* next = direct_next(p)) {
     *eh = next->eh;
-    p->current = next;
+    p->current.store(next, std::memory_order_relaxed);
+    p->switches.store(p->switches.load(std::memory_order_relaxed) + 2, std::memory_order_relaxed);
     tl_g = next;
     next->status.store(GStatus::running, std::memory_order_relaxed);
     switch_context(g->ctx, next->ctx, exiting);
   } else {
     *eh = p->g0_eh;
-    p->current = nullptr;
+    p->current.store(nullptr, std::memory_order_relaxed);
+    p->switches.store(p->switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     tl_g = nullptr;
     switch_context(g->ctx, p->g0, exiting);
   }
@@ -153,7 +157,8 @@ void goroutine_main(bctx::transfer_t t) {
 
 // g0 runs g until control comes back to g0 (from g, or from a goroutine g switched to).
 void execute(P* p, G* g) {
-  p->current = g;
+  p->current.store(g, std::memory_order_relaxed);
+  p->switches.store(p->switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   tl_g = g;
   g->status.store(GStatus::running, std::memory_order_relaxed);
   EhState* eh = p->eh_globals;
@@ -168,7 +173,12 @@ void worker_main(P* p) {
   p->eh_globals = thread_eh_state();  // per thread, so fixed for the worker's life
   init_thread_context(p->g0);
   p->altstack = install_overflow_handler();
-  while (G* g = find_runnable(p)) execute(p, g);
+  while (G* g = find_runnable(p)) {
+    execute(p, g);
+    // Sysmon gave this worker's queue to a spare while the goroutine kept the thread: now
+    // that it has let go, one worker too many runs, and it is this one.
+    if (p->retaken.load(std::memory_order_relaxed) && !retire_worker(p)) break;
+  }
   remove_overflow_handler(p->altstack);
   tl_p = nullptr;
 }
@@ -223,7 +233,7 @@ G* require_goroutine(const char* op) {
 
 void park(WaitReason reason, void (*unlock)(void*), void* arg) {
   P* p = current_p();
-  G* g = p != nullptr ? p->current : nullptr;
+  G* g = p != nullptr ? p->current.load(std::memory_order_relaxed) : nullptr;
   if (g == nullptr) require_goroutine("park");  // throws
   g->wait_reason.store(reason, std::memory_order_relaxed);
   // The worker's clock, refreshed at each pass through g0: reading a clock here would cost

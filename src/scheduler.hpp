@@ -2,8 +2,8 @@
 // is in scheduler.cpp.
 //
 // Lock order (outermost first):
-//   channel locks (in address order, select) > a wait-table bucket lock > Runtime::sched_mu
-//   > StackPool::mu_ > TimerHeap::mu_
+//   channel locks (in address order, select) > a wait-table bucket lock > Runtime::ps_mu
+//   > Runtime::sched_mu > StackPool::mu_ > TimerHeap::mu_
 // ready() may be called with channel or sync locks held; it takes sched_mu only when it
 // must (global queue, idle list). A goroutine never holds any of these across a switch:
 // park() hands the lock it holds to the scheduler context, which releases it.
@@ -79,7 +79,14 @@ struct alignas(64) P {
   int index = 0;
   Runtime* rt = nullptr;
   ExecContext g0;
-  G* current = nullptr;
+  std::atomic<G*> current{nullptr};  // atomic: the dump matches it against running goroutines
+  // Odd while a goroutine runs, +1 at each switch between g0 and a goroutine, +2 at each
+  // switch from one goroutine to the next; sysmon (sysmon.cpp) sees a goroutine that keeps
+  // the worker when it stops changing. The scheduler's only cost is this one store.
+  std::atomic<std::uint32_t> switches{0};
+  // Set by sysmon when it handed this worker's queue to a spare worker: the worker retires
+  // to the spare list at its next pass through g0 (retire_worker).
+  std::atomic<bool> retaken{false};
 
   // Local run queue: a ring the owner pushes at the tail and pops at the head; thieves
   // take half from the head with a CAS (Go's runq).
@@ -111,6 +118,14 @@ struct alignas(64) P {
   StackCache stacks;
   std::thread thread;
   void* altstack = nullptr;
+
+  // Sysmon's view (sysmon.cpp): written by sysmon only once a goroutine has run for a while,
+  // read by the dump; valid while switches still equals run_since_switches.
+  std::atomic<std::uint32_t> run_since_switches{0};
+  std::atomic<std::int64_t> run_since_ns{0};
+  // On the spare list (guarded by sched_mu, as idle/idle_next).
+  bool spare = false;
+  P* spare_next = nullptr;
 };
 
 inline constexpr std::uint32_t kLiveMagic = 0x60A071FE;
@@ -124,7 +139,16 @@ inline G* goroutine_in_slot(char* lo, std::size_t size) noexcept {
 struct Runtime {
   int nprocs = 1;
   bool raise = false;
+  // Every P of the run: the nprocs workers, then spare workers sysmon started. Sized once to
+  // max_ps and never resized, so threads read ps[i] for i < nps (acquire) without a lock;
+  // sysmon appends under ps_mu.
   std::vector<P*> ps;
+  std::atomic<int> nps{0};
+  int max_ps = 1;  // the thread limit (GORO_MAX_THREADS) minus the sysmon thread
+  Lock ps_mu{LockRank::procs};
+  // Ps not parked on the spare list: nprocs, plus one per retaken worker that has not
+  // retired yet (parallelism exceeds procs only while a goroutine keeps a thread).
+  std::atomic<int> nworkers{0};
   StackPool stacks;
 
   Lock sched_mu{LockRank::sched};
@@ -132,6 +156,7 @@ struct Runtime {
   G* gq_tail GORO_GUARDED_BY(sched_mu) = nullptr;
   std::atomic<std::size_t> gq_size{0};
   P* idle_list GORO_GUARDED_BY(sched_mu) = nullptr;
+  P* spare_list GORO_GUARDED_BY(sched_mu) = nullptr;
   std::atomic<int> npidle{0};
   std::atomic<int> nmspinning{0};
   std::atomic<bool> stopping{false};
@@ -148,8 +173,14 @@ struct Runtime {
   std::string fatal_text GORO_GUARDED_BY(fatal_mu);
   std::exception_ptr panic GORO_GUARDED_BY(fatal_mu);
 
+  std::thread sysmon;
+  std::atomic<bool> sysmon_stop{false};
+
   explicit Runtime(int procs, std::size_t stack_size);
 };
+
+// The Ps published so far (workers and spares); rt->ps[i] is set for every i below it.
+inline int all_ps(const Runtime* rt) noexcept { return rt->nps.load(std::memory_order_acquire); }
 
 // The running goroutine / worker of the calling thread. Deliberately not inlined: a
 // goroutine can resume on another thread, and a compiler must never cache a TLS address
@@ -175,6 +206,20 @@ void begin_stop(Runtime* rt);  // main returned or a fatal error: every worker l
 // Fatal conditions (scheduler.cpp): print and exit(2), or record and stop under raise.
 void fatal_panic(std::exception_ptr e) noexcept;
 void fatal_deadlock(Runtime* rt) noexcept;
+// Prints first_line, a blank line and the dump to stderr and exits with status 2, whatever
+// OnFatal says (SIGQUIT, thread exhaustion: Go's throw, not a panic).
+[[noreturn]] void fatal_exit(Runtime* rt, const std::string& first_line) noexcept;
+
+// Sysmon and spare workers (sysmon.cpp).
+P* new_p(Runtime* rt, int index);  // a P with its fields set, no thread yet
+void sysmon_start(Runtime* rt, bool handle_sigquit);
+void sysmon_stop(Runtime* rt) noexcept;  // joins it; restores SIGQUIT's disposition
+// A retaken worker back on g0: parks it on the spare list until sysmon needs a spare again
+// (true: run on) or the runtime stops (false: the thread leaves).
+bool retire_worker(P* p);
+void wake_spares(Runtime* rt) GORO_REQUIRES(rt->sched_mu);  // begin_stop: spares leave
+// "runtime: program exceeds N-thread limit" / "fatal error: thread exhaustion", exit 2.
+[[noreturn]] void fatal_thread_exhaustion(Runtime* rt) noexcept;
 
 // The dump (dump.cpp).
 struct GoroutineRow {

@@ -42,6 +42,10 @@ struct Options {
   int procs = 0;               // worker threads; 0 = env GORO_MAXPROCS, else hardware threads
   std::size_t stack_size = 0;  // per-goroutine stack reservation; 0 = runtime default (256 KiB)
   OnFatal on_fatal = OnFatal::exit;
+  // While run() is active, SIGQUIT (Ctrl-\) prints "SIGQUIT: quit", a blank line and the
+  // dump of every goroutine to stderr, then exits with status 2, as Go does. The previous
+  // disposition is restored when run() returns. false: SIGQUIT is left alone.
+  bool handle_sigquit = true;
 };
 
 // Thrown by run() under OnFatal::raise when a goroutine let an exception escape; the
@@ -94,7 +98,8 @@ decltype(auto) call_through(F& f, Runner runner) {
 // Starts a runtime, runs `main` as goroutine 1 and returns its result when it returns.
 template <class F>
 decltype(auto) run(F&& main, Options opts = {}) {
-  detail::RunOptions ro{opts.procs, opts.stack_size, opts.on_fatal == OnFatal::raise};
+  detail::RunOptions ro{opts.procs, opts.stack_size, opts.on_fatal == OnFatal::raise,
+                        opts.handle_sigquit};
   return detail::call_through(
       main, [&ro](void (*fn)(void*), void* arg) { detail::run_main(ro, fn, arg); });
 }
@@ -114,9 +119,11 @@ void dump(std::ostream& out);  // every goroutine: id, state, wait reason, time 
 // One live goroutine, as the dump shows it.
 struct GoroutineInfo {
   std::uint64_t id = 0;
-  std::string state;                   // "running", "runnable" or the wait reason
-  std::chrono::nanoseconds waited{0};  // time in that wait (coarse clock; 0 unless waiting)
-  std::string created_at;              // "file.cpp:42 in f"; only with_creation_sites
+  std::string state;  // "running", "runnable" or the wait reason
+  // Time in that wait (coarse clock); for "running", how long it has kept its worker without
+  // switching, once that exceeds ~10 ms (sysmon's sample); else 0.
+  std::chrono::nanoseconds waited{0};
+  std::string created_at;  // "file.cpp:42 in f"; only with_creation_sites
 };
 // A snapshot of the running runtime's goroutines, ordered by id (empty outside run). For
 // tests that assert nothing leaked, and for operators. Symbolising creation sites runs

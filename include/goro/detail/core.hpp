@@ -69,6 +69,7 @@ struct RunOptions {
   int procs;
   std::size_t stack_size;
   bool raise;
+  bool handle_sigquit;
 };
 // Runs main_fn(arg) as goroutine 1 in a new runtime; returns when it returns; throws Panic /
 // Deadlock under OnFatal::raise.

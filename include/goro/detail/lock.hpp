@@ -38,6 +38,7 @@ enum class LockRank : std::uint8_t {
   channel,     // ChanCore::mu (select: several, in address order)
   wait_table,  // a SemaBucket::mu of the sync objects' wait table (one at a time)
   context,     // a Context's or an ErrGroup's state
+  procs,       // Runtime::ps_mu (sysmon adding a spare worker)
   sched,       // Runtime::sched_mu (global run queue, idle list)
   stack_pool,  // StackPool::mu_
   timer_heap,  // the timer heap

@@ -1,0 +1,335 @@
+// goro: sysmon, the monitor thread (Go's sysmon), spare workers and the SIGQUIT dump.
+//
+// goro cannot preempt C++ code, so a goroutine that computes (or blocks its thread outside
+// blocking()) keeps its worker. Go's sysmon would take the P away from such an M (handoffp);
+// in goro a P *is* its thread, so the hand-off is: move the stuck worker's queued goroutines
+// to the global queue and let a *spare worker* (an extra P with its own OS thread, beyond
+// procs) run them and the timers. When the stuck goroutine lets go, its worker sees it was
+// retaken and retires to the spare list, so more than procs goroutines run in parallel only
+// while one keeps a thread (API.md allows exactly that).
+//
+// Detection: each P counts its switches (P::switches: odd while a goroutine runs; the
+// scheduler's one extra store per switch). Sysmon samples every P; a counter that stayed odd
+// and unchanged for kRetakeAfterNs while work waits is a stuck worker. Work waits when the
+// worker's own queue or runnext is not empty, or, with no idle worker to take it, when the
+// global queue is not empty or a timer is due.
+//
+// Sleep: sysmon waits in ppoll on a pipe, 20 us doubling to 10 ms while nothing happens
+// (an idle runtime wakes it 100 times a second, for a few microseconds each). The pipe
+// carries the end of run ('s', with Runtime::sysmon_stop set first) and SIGQUIT ('q', written
+// by the signal handler: write() is async-signal-safe and the handler takes no lock and
+// allocates nothing); sysmon produces the dump on its own thread with the fatal path's
+// machinery (fatal_exit) and exits 2. The pipe is per process (recreated in a forked child)
+// and never closed, so a handler that races the end of run never writes into a reused fd.
+//
+// Who touches what:
+//   P::switches, P::current   written by the P's thread; read by sysmon and the dump.
+//   P::retaken                set by sysmon (handing off), cleared by the P's thread when it
+//                             retires; read on the P's thread at each return to g0.
+//   P::run_since_*            written by sysmon only (once a goroutine ran kRetakeAfterNs),
+//                             read by the dump; valid while switches still matches.
+//   P::spare, spare_next,     under sched_mu: a retiring worker pushes itself, sysmon pops
+//   Runtime::spare_list       (to reuse it), begin_stop wakes them all.
+//   Runtime::ps[], nps        ps[i] is written once, before nps passes i (release); sysmon
+//                             appends under ps_mu after checking stopping there, and run()
+//                             reads nps under ps_mu once the workers left, so every spare
+//                             thread it must join is published by then.
+//   Runtime::nworkers         Ps not on the spare list; decremented under sched_mu (with the
+//                             push on the spare list), so go_idle's deadlock check
+//                             (npidle == nworkers, under sched_mu) never counts a retired P.
+//                             Incremented before a spare runs, which only delays a verdict.
+// Lock order: ps_mu > sched_mu (sysmon counts a new spare while holding ps_mu).
+//
+// No lost wake-up: a spare sleeps on its futex word after publishing itself on the spare
+// list with the word at 0 (under sched_mu); sysmon and begin_stop set the word to 1 under
+// sched_mu before futex_wake, and the spare re-checks spare/stopping under sched_mu after
+// every wake. A retiring worker hands its queue to the global queue before it leaves the
+// rotation and then wakes an idle worker (wakep, and recheck_deadlock: with it gone, every
+// remaining worker may be idle and the deadlock check must run again). A worker that was
+// idle when retaken retires after the next goroutine it runs (its extra thread idles).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "platform.hpp"
+#include "runq.hpp"
+#include "scheduler.hpp"
+
+namespace goro::detail {
+
+namespace {
+
+constexpr std::int64_t kMinDelayNs = 20'000;
+constexpr std::int64_t kMaxDelayNs = 10'000'000;
+constexpr std::int64_t kRetakeAfterNs = 10'000'000;
+
+// The wake pipe: only run()'s thread creates it (runs are sequential); the handler reads
+// g_quit_fd.
+int g_pipe_r = -1;
+int g_pipe_w = -1;
+pid_t g_pipe_pid = 0;
+std::atomic<int> g_quit_fd{-1};
+struct sigaction g_old_quit;
+bool g_quit_installed = false;
+
+extern "C" void on_sigquit(int) {
+  const int saved = errno;
+  const int fd = g_quit_fd.load(std::memory_order_relaxed);
+  if (fd >= 0) {
+    const char c = 'q';
+    [[maybe_unused]] ssize_t n = ::write(fd, &c, 1);
+  }
+  errno = saved;
+}
+
+void open_pipe() {
+  if (g_pipe_pid == ::getpid()) return;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    g_pipe_r = g_pipe_w = -1;  // sysmon then only sleeps; no SIGQUIT dump
+    return;
+  }
+  g_pipe_r = fds[0];
+  g_pipe_w = fds[1];
+  g_pipe_pid = ::getpid();
+}
+
+// Reads what the pipe holds; true if a SIGQUIT came.
+bool drain_pipe() {
+  bool quit = false;
+  char buf[64];
+  for (;;) {
+    const ssize_t n = ::read(g_pipe_r, buf, sizeof buf);
+    if (n > 0) {
+      quit = quit || std::find(buf, buf + n, 'q') != buf + n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return quit;
+  }
+}
+
+void wait_pipe(std::int64_t delay_ns) {
+  timespec ts = to_timespec(delay_ns);
+  if (g_pipe_r < 0) {
+    nanosleep(&ts, nullptr);
+    return;
+  }
+  pollfd pfd{g_pipe_r, POLLIN, 0};
+  ::ppoll(&pfd, 1, &ts, nullptr);
+}
+
+// Moves p's queued goroutines (runnext included) to the global queue, as a thief would.
+bool move_queue(Runtime* rt, P* p) {
+  G* batch[kRunQueueSize / 2];
+  bool moved = false;
+  for (int round = 0; round < 8; ++round) {  // bounded: the stuck goroutine may keep spawning
+    const std::uint32_t n = runq_grab(p, batch, true);
+    if (n == 0) break;
+    global_put_batch(rt, batch, n);
+    moved = true;
+  }
+  return moved;
+}
+
+// Puts one more worker in the rotation: a parked spare, or a new P and thread.
+void start_spare(Runtime* rt) {
+  P* q = nullptr;
+  {
+    LockGuard guard(rt->sched_mu);
+    if (rt->stopping.load(std::memory_order_relaxed)) return;
+    q = rt->spare_list;
+    if (q != nullptr) {
+      rt->spare_list = q->spare_next;
+      q->spare = false;
+      q->spare_next = nullptr;
+      rt->nworkers.fetch_add(1, std::memory_order_seq_cst);
+      q->wake_word.store(1, std::memory_order_release);
+    }
+  }
+  if (q != nullptr) {
+    futex_wake(&q->wake_word, 1);
+    return;
+  }
+  LockGuard guard(rt->ps_mu);
+  if (rt->stopping.load(std::memory_order_seq_cst)) return;  // run() joins what it saw
+  const int n = rt->nps.load(std::memory_order_relaxed);
+  if (n >= rt->max_ps) fatal_thread_exhaustion(rt);
+  q = new_p(rt, n);
+  {
+    LockGuard sched(rt->sched_mu);
+    rt->nworkers.fetch_add(1, std::memory_order_seq_cst);
+  }
+  rt->ps[static_cast<std::size_t>(n)] = q;
+  try {
+    q->thread = std::thread(worker_main, q);
+  } catch (const std::system_error&) {
+    fatal_exit(rt, "runtime: failed to create new OS thread");
+  }
+  rt->nps.store(n + 1, std::memory_order_release);
+}
+
+// p's goroutine has kept its thread for kRetakeAfterNs: hand its work to another thread if
+// any waits. Returns whether anything was done.
+bool hand_off(Runtime* rt, P* p, std::int64_t now) {
+  const bool local = !runq_empty(p);
+  if (p->retaken.load(std::memory_order_relaxed)) {
+    // A spare already replaces it: pass on only what the stuck goroutine queued since.
+    if (!local || !move_queue(rt, p)) return false;
+    wakep(rt);
+    return true;
+  }
+  if (!local) {
+    if (rt->npidle.load(std::memory_order_seq_cst) > 0) return false;  // an idle worker serves
+    const bool global = rt->gq_size.load(std::memory_order_seq_cst) != 0;
+    const bool timers = timers_next_when() <= now;
+    if (!global && !timers) return false;
+  }
+  p->retaken.store(true, std::memory_order_relaxed);
+  move_queue(rt, p);  // before the spare starts, so that it finds the work
+  start_spare(rt);
+  wakep(rt);
+  return true;
+}
+
+struct Seen {
+  std::uint32_t switches = 0;
+  std::int64_t since = 0;  // when sysmon first saw this value
+  bool published = false;  // run_since_* written for this value
+};
+
+// One pass over every P; true when a worker was retaken or work moved.
+bool retake(Runtime* rt, std::vector<Seen>& seen) {
+  const std::int64_t now = now_ns();
+  const int n = all_ps(rt);
+  if (seen.size() < static_cast<std::size_t>(n)) seen.resize(static_cast<std::size_t>(n));
+  bool acted = false;
+  for (int i = 0; i < n; ++i) {
+    P* p = rt->ps[static_cast<std::size_t>(i)];
+    Seen& v = seen[static_cast<std::size_t>(i)];
+    const std::uint32_t s = p->switches.load(std::memory_order_relaxed);
+    if (s != v.switches) {
+      v = Seen{s, now, false};
+      continue;
+    }
+    if ((s & 1) == 0 || now - v.since < kRetakeAfterNs) continue;  // on g0, or not for long
+    if (!v.published) {
+      // For the dump's "[running, 3s]". Written only for long runs: sysmon stays off the
+      // P's cache line otherwise.
+      p->run_since_ns.store(v.since, std::memory_order_relaxed);
+      p->run_since_switches.store(s, std::memory_order_relaxed);
+      v.published = true;
+    }
+    if (!rt->stopping.load(std::memory_order_relaxed)) acted = hand_off(rt, p, now) || acted;
+  }
+  return acted;
+}
+
+void sysmon_main(Runtime* rt) {
+  std::vector<Seen> seen;
+  std::int64_t delay = kMinDelayNs;
+  for (;;) {
+    wait_pipe(delay);
+    if (g_pipe_r >= 0 && drain_pipe()) fatal_exit(rt, "SIGQUIT: quit");
+    if (rt->sysmon_stop.load(std::memory_order_acquire)) return;
+    delay = retake(rt, seen) ? kMinDelayNs : std::min(delay * 2, kMaxDelayNs);
+  }
+}
+
+}  // namespace
+
+P* new_p(Runtime* rt, int index) {
+  P* p = new P();
+  p->index = index;
+  p->rt = rt;
+  p->rand.state ^= (static_cast<std::uint64_t>(index) + 1) * 0xD1B54A32D192ED03ull ^
+                   static_cast<std::uint64_t>(now_ns());
+  return p;
+}
+
+void sysmon_start(Runtime* rt, bool handle_sigquit) {
+  open_pipe();
+  if (g_pipe_r >= 0) drain_pipe();  // a signal or stop that raced the end of the last run
+  rt->sysmon_stop.store(false, std::memory_order_relaxed);
+  if (handle_sigquit && g_pipe_w >= 0) {
+    g_quit_fd.store(g_pipe_w, std::memory_order_relaxed);
+    struct sigaction sa {};
+    sa.sa_handler = on_sigquit;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    g_quit_installed = ::sigaction(SIGQUIT, &sa, &g_old_quit) == 0;
+  }
+  rt->sysmon = std::thread(sysmon_main, rt);
+}
+
+void sysmon_stop(Runtime* rt) noexcept {
+  if (g_quit_installed) {
+    // Restored first: a SIGQUIT from here on gets the old disposition, and one whose
+    // handler already wrote 'q' is still served by sysmon below (or drained next run).
+    ::sigaction(SIGQUIT, &g_old_quit, nullptr);
+    g_quit_installed = false;
+  }
+  rt->sysmon_stop.store(true, std::memory_order_release);
+  if (g_pipe_w >= 0) {
+    const char c = 's';
+    [[maybe_unused]] ssize_t n = ::write(g_pipe_w, &c, 1);
+  }
+  if (rt->sysmon.joinable()) rt->sysmon.join();
+}
+
+bool retire_worker(P* p) {
+  Runtime* rt = p->rt;
+  G* batch[kRunQueueSize + 1];  // the ring and runnext
+  std::uint32_t n = 0;
+  while (G* g = runq_get(p)) batch[n++] = g;
+  if (n > 0) global_put_batch(rt, batch, n);
+  bool parked = false;
+  {
+    LockGuard guard(rt->sched_mu);
+    p->retaken.store(false, std::memory_order_relaxed);
+    if (rt->stopping.load(std::memory_order_relaxed)) return false;
+    if (rt->nworkers.load(std::memory_order_relaxed) > rt->nprocs) {
+      parked = true;
+      p->spare = true;
+      p->spare_next = rt->spare_list;
+      rt->spare_list = p;
+      p->wake_word.store(0, std::memory_order_relaxed);
+      rt->nworkers.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (n > 0) wakep(rt);
+  if (!parked) return true;  // no spare replaced it: run on
+  // With this worker gone every remaining one may be idle: let one run the deadlock check.
+  recheck_deadlock(rt);
+  for (;;) {
+    futex_wait(&p->wake_word, 0, nullptr);
+    LockGuard guard(rt->sched_mu);
+    if (rt->stopping.load(std::memory_order_relaxed)) return false;
+    if (!p->spare) {
+      p->wake_word.store(0, std::memory_order_relaxed);
+      return true;
+    }
+  }
+}
+
+void wake_spares(Runtime* rt) {
+  for (P* q = rt->spare_list; q != nullptr; q = q->spare_next) {
+    q->wake_word.store(1, std::memory_order_release);
+    futex_wake(&q->wake_word, 1);
+  }
+}
+
+void fatal_thread_exhaustion(Runtime* rt) noexcept {
+  fatal_exit(rt, "runtime: program exceeds " + std::to_string(rt->max_ps + 1) +
+                     "-thread limit\nfatal error: thread exhaustion");
+}
+
+}  // namespace goro::detail
