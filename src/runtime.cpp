@@ -169,8 +169,8 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   runq_put(p0, main_g, false);
 
   g_runtime.store(rt.get(), std::memory_order_release);
+  sysmon_start(rt.get(), opts.handle_sigquit);  // first: main may raise SIGQUIT at once
   for (int i = 0; i < nprocs; ++i) rt->ps[i]->thread = std::thread(worker_main, rt->ps[i]);
-  sysmon_start(rt.get(), opts.handle_sigquit);
   for (int i = 0; i < nprocs; ++i) rt->ps[i]->thread.join();
   // The workers left only once the runtime was stopping, and sysmon starts no spare after
   // it sees that under ps_mu: the spares are all published now.
