@@ -16,7 +16,8 @@
 // (a few KiB of lazily committed stack). Goroutines are cooperative: they switch at channel
 // operations, locks, timers, `yield()` and `blocking()`. Never hold a std::mutex across
 // one of those, and wrap blocking system calls in `goro::blocking(...)`: a goroutine that
-// blocks its worker thread blocks every goroutine queued behind it.
+// blocks its worker thread holds up every goroutine queued behind it until, after ~10 ms,
+// the runtime's monitor hands them to a spare thread (one more thread per stuck goroutine).
 // `thread_local` variables are per worker thread, not per goroutine.
 #pragma once
 
