@@ -37,8 +37,10 @@
 //   Runtime::nworkers         Ps not on the spare list; decremented under sched_mu (with the
 //                             push on the spare list), so go_idle's deadlock check
 //                             (npidle == nworkers, under sched_mu) never counts a retired P.
-//                             Incremented before a spare runs, which only delays a verdict.
-// Lock order: ps_mu > sched_mu (sysmon counts a new spare while holding ps_mu).
+//                             Incremented with P::retaken set, in one critical section, so
+//                             a retiring worker sees both or neither; before the spare
+//                             runs, which can only delay a deadlock verdict.
+// Lock order: ps_mu > sched_mu (never nested today; the rank checker enforces the order).
 //
 // No lost wake-up: a spare sleeps on its futex word after publishing itself on the spare
 // list with the word at 0 (under sched_mu); sysmon and begin_stop set the word to 1 under
@@ -140,7 +142,7 @@ bool move_queue(Runtime* rt, P* p) {
   return moved;
 }
 
-// Puts one more worker in the rotation: a parked spare, or a new P and thread.
+// Starts the worker that hand_off counted in nworkers: a parked spare, or a new P and thread.
 void start_spare(Runtime* rt) {
   P* q = nullptr;
   {
@@ -151,7 +153,6 @@ void start_spare(Runtime* rt) {
       rt->spare_list = q->spare_next;
       q->spare = false;
       q->spare_next = nullptr;
-      rt->nworkers.fetch_add(1, std::memory_order_seq_cst);
       q->wake_word.store(1, std::memory_order_release);
     }
   }
@@ -164,10 +165,6 @@ void start_spare(Runtime* rt) {
   const int n = rt->nps.load(std::memory_order_relaxed);
   if (n >= rt->max_ps) fatal_thread_exhaustion(rt);
   q = new_p(rt, n);
-  {
-    LockGuard sched(rt->sched_mu);
-    rt->nworkers.fetch_add(1, std::memory_order_seq_cst);
-  }
   rt->ps[static_cast<std::size_t>(n)] = q;
   try {
     q->thread = std::thread(worker_main, q);
@@ -193,7 +190,15 @@ bool hand_off(Runtime* rt, P* p, std::int64_t now) {
     const bool timers = timers_next_when() <= now;
     if (!global && !timers) return false;
   }
-  p->retaken.store(true, std::memory_order_relaxed);
+  {
+    // One critical section: a retaken worker that retires at once (its goroutine switched
+    // just now) must see the extra worker counted, or it would run on beside the spare and
+    // parallelism would stay above procs.
+    LockGuard guard(rt->sched_mu);
+    if (rt->stopping.load(std::memory_order_relaxed)) return false;
+    rt->nworkers.fetch_add(1, std::memory_order_seq_cst);
+    p->retaken.store(true, std::memory_order_relaxed);
+  }
   move_queue(rt, p);  // before the spare starts, so that it finds the work
   start_spare(rt);
   wakep(rt);
