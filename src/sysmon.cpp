@@ -12,7 +12,8 @@
 // scheduler's one extra store per switch). Sysmon samples every P; a counter that stayed odd
 // and unchanged for kRetakeAfterNs while work waits is a stuck worker. Work waits when the
 // worker's own queue or runnext is not empty, or, with no idle worker to take it, when the
-// global queue is not empty or a timer is due.
+// global queue is not empty, a timer is due or I/O is ready (sysmon polls the network
+// without blocking and queues what it finds, as Go's sysmon does).
 //
 // Sleep: sysmon waits in ppoll on a pipe, 20 us doubling to 10 ms while nothing happens
 // (an idle runtime wakes it 100 times a second, for a few microseconds each). The pipe
@@ -61,6 +62,7 @@
 #include <thread>
 #include <vector>
 
+#include "netpoll.hpp"
 #include "platform.hpp"
 #include "runq.hpp"
 #include "scheduler.hpp"
@@ -142,6 +144,16 @@ bool move_queue(Runtime* rt, P* p) {
   return moved;
 }
 
+// Goroutines whose I/O is ready, moved to the global queue: with every worker busy nobody
+// else polls (Go's sysmon polls the network for the same reason).
+void poll_into_global(Runtime* rt) {
+  if (netpoll_waiters() == 0) return;
+  G* batch[64];
+  const int n = netpoll(0, batch, 64);
+  for (int i = 0; i < n; ++i) batch[i]->status.store(GStatus::runnable, std::memory_order_relaxed);
+  if (n > 0) global_put_batch(rt, batch, static_cast<std::uint32_t>(n));
+}
+
 // Starts the worker that hand_off counted in nworkers: a parked spare, or a new P and thread.
 void start_spare(Runtime* rt) {
   P* q = nullptr;
@@ -186,6 +198,7 @@ bool hand_off(Runtime* rt, P* p, std::int64_t now) {
   }
   if (!local) {
     if (rt->npidle.load(std::memory_order_seq_cst) > 0) return false;  // an idle worker serves
+    poll_into_global(rt);
     const bool global = rt->gq_size.load(std::memory_order_seq_cst) != 0;
     const bool timers = timers_next_when() <= now;
     if (!global && !timers) return false;
