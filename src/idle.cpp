@@ -66,6 +66,7 @@ P* idle_pop(Runtime* rt) GORO_REQUIRES(rt->sched_mu) {
     q->idle = false;
     q->idle_next = nullptr;
     rt->npidle.fetch_sub(1, std::memory_order_seq_cst);
+    sysmon_note_busy(rt);
   }
   return q;
 }
@@ -81,6 +82,7 @@ bool idle_remove(Runtime* rt, P* p) GORO_REQUIRES(rt->sched_mu) {
   p->idle = false;
   p->idle_next = nullptr;
   rt->npidle.fetch_sub(1, std::memory_order_seq_cst);
+  sysmon_note_busy(rt);
   return true;
 }
 

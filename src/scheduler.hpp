@@ -177,6 +177,7 @@ struct Runtime {
 
   std::thread sysmon;
   std::atomic<bool> sysmon_stop{false};
+  std::atomic<bool> sysmon_idle{false};  // sysmon sleeps until a worker leaves the idle list
 
   explicit Runtime(int procs, std::size_t stack_size);
 };
@@ -213,6 +214,7 @@ void fatal_deadlock(Runtime* rt) noexcept;
 [[noreturn]] void fatal_exit(Runtime* rt, const std::string& first_line) noexcept;
 
 // Sysmon and spare workers (sysmon.cpp).
+void sysmon_wake(Runtime* rt) noexcept;
 P* new_p(Runtime* rt, int index);  // a P with its fields set, no thread yet
 void sysmon_start(Runtime* rt, bool handle_sigquit);
 void sysmon_stop(Runtime* rt) noexcept;  // joins it; restores SIGQUIT's disposition
@@ -220,6 +222,11 @@ void sysmon_stop(Runtime* rt) noexcept;  // joins it; restores SIGQUIT's disposi
 // (true: run on) or the runtime stops (false: the thread leaves).
 bool retire_worker(P* p);
 void wake_spares(Runtime* rt) GORO_REQUIRES(rt->sched_mu);  // begin_stop: spares leave
+// A worker left the idle list (npidle decremented, seq_cst): wakes sysmon if it sleeps
+// because every worker was idle.
+inline void sysmon_note_busy(Runtime* rt) noexcept {
+  if (rt->sysmon_idle.load(std::memory_order_seq_cst)) sysmon_wake(rt);
+}
 // "runtime: program exceeds N-thread limit" / "fatal error: thread exhaustion", exit 2.
 [[noreturn]] void fatal_thread_exhaustion(Runtime* rt) noexcept;
 

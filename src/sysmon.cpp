@@ -15,8 +15,10 @@
 // global queue is not empty, a timer is due or I/O is ready (sysmon polls the network
 // without blocking and queues what it finds, as Go's sysmon does).
 //
-// Sleep: sysmon waits in ppoll on a pipe, 20 us doubling to 10 ms while nothing happens
-// (an idle runtime wakes it 100 times a second, for a few microseconds each). The pipe
+// Sleep: sysmon waits in ppoll on a pipe, 20 us doubling to 10 ms while nothing happens, and
+// without a timeout once every worker is idle (nothing runs, so nothing can get stuck: an
+// idle runtime costs no CPU); the first worker to leave the idle list wakes it
+// (sysmon_note_busy, a load on the idle -> busy path only). The pipe
 // carries the end of run ('s', with Runtime::sysmon_stop set first) and SIGQUIT ('q', written
 // by the signal handler: write() is async-signal-safe and the handler takes no lock and
 // allocates nothing); sysmon produces the dump on its own thread with the fatal path's
@@ -121,6 +123,7 @@ bool drain_pipe() {
   }
 }
 
+// Waits for a byte on the pipe or delay_ns (< 0: no timeout).
 void wait_pipe(std::int64_t delay_ns) {
   timespec ts = to_timespec(delay_ns);
   if (g_pipe_r < 0) {
@@ -128,7 +131,13 @@ void wait_pipe(std::int64_t delay_ns) {
     return;
   }
   pollfd pfd{g_pipe_r, POLLIN, 0};
-  ::ppoll(&pfd, 1, &ts, nullptr);
+  ::ppoll(&pfd, 1, delay_ns < 0 ? nullptr : &ts, nullptr);
+}
+
+void write_pipe(char c) {
+  if (g_pipe_w >= 0) {
+    [[maybe_unused]] ssize_t n = ::write(g_pipe_w, &c, 1);
+  }
 }
 
 // Moves p's queued goroutines (runnext included) to the global queue, as a thief would.
@@ -251,6 +260,10 @@ bool retake(Runtime* rt, std::vector<Seen>& seen) {
   return acted;
 }
 
+bool all_idle(Runtime* rt) {
+  return rt->npidle.load(std::memory_order_seq_cst) == rt->nworkers.load(std::memory_order_seq_cst);
+}
+
 void sysmon_main(Runtime* rt) {
   std::vector<Seen> seen;
   std::int64_t delay = kMinDelayNs;
@@ -258,7 +271,23 @@ void sysmon_main(Runtime* rt) {
     wait_pipe(delay);
     if (g_pipe_r >= 0 && drain_pipe()) fatal_exit(rt, "SIGQUIT: quit");
     if (rt->sysmon_stop.load(std::memory_order_acquire)) return;
+    if (delay < 0) {  // a worker left the idle list (or a spurious wake): watch again
+      rt->sysmon_idle.store(false, std::memory_order_relaxed);
+      delay = kMinDelayNs;
+    }
     delay = retake(rt, seen) ? kMinDelayNs : std::min(delay * 2, kMaxDelayNs);
+    // Every worker idle: nothing runs, so nothing can get stuck. Sleep until a worker leaves
+    // the idle list (Go's sysmon sleeps the same way). Dekker with sysmon_note_busy: we
+    // publish sysmon_idle, then read npidle; a worker decrements npidle, then reads
+    // sysmon_idle (all seq_cst), so either we see it busy or it sees us asleep and wakes us.
+    if (delay == kMaxDelayNs && g_pipe_r >= 0 && all_idle(rt)) {
+      rt->sysmon_idle.store(true, std::memory_order_seq_cst);
+      if (all_idle(rt)) {
+        delay = -1;
+      } else {
+        rt->sysmon_idle.store(false, std::memory_order_relaxed);
+      }
+    }
   }
 }
 
@@ -296,11 +325,12 @@ void sysmon_stop(Runtime* rt) noexcept {
     g_quit_installed = false;
   }
   rt->sysmon_stop.store(true, std::memory_order_release);
-  if (g_pipe_w >= 0) {
-    const char c = 's';
-    [[maybe_unused]] ssize_t n = ::write(g_pipe_w, &c, 1);
-  }
+  write_pipe('s');
   if (rt->sysmon.joinable()) rt->sysmon.join();
+}
+
+void sysmon_wake(Runtime* rt) noexcept {
+  if (rt->sysmon_idle.exchange(false, std::memory_order_seq_cst)) write_pipe('w');
 }
 
 bool retire_worker(P* p) {

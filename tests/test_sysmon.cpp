@@ -184,6 +184,24 @@ TEST(HandOff, ManySpinnersEachGetAThreadAndAllFinish) {
   EXPECT_TRUE(exited_with(r, 0)) << describe(r);
 }
 
+// Sysmon sleeps without a timeout while every worker is idle; the worker that leaves the
+// idle list must wake it, or this spinner would never be noticed.
+TEST(HandOff, WorksAfterAnIdlePeriod) {
+  const auto r = run_child([] {
+    std::atomic<bool> stop{false};
+    std::atomic<bool> started{false};
+    goro::run(
+        [&] {
+          goro::sleep(100ms);  // every worker idle: sysmon goes to sleep
+          goro::go([&] { spin_until(stop, &started); });
+          wait_for(started);
+          stop = true;
+        },
+        procs(1));
+  });
+  EXPECT_TRUE(exited_with(r, 0)) << describe(r);
+}
+
 TEST(Dump, ShowsRunningTimeOfAGoroutineThatKeepsItsWorker) {
   const auto r = run_child([] {
     std::atomic<bool> stop{false};
