@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string>
 
+#include "scheduler.hpp"  // white-box: the count of workers in the rotation
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -178,6 +179,33 @@ TEST(HandOff, ManySpinnersEachGetAThreadAndAllFinish) {
           }
           goro::sleep(30ms);  // timers still fire with every spinner holding a thread
           stop = true;
+        },
+        procs(1));
+  });
+  EXPECT_TRUE(exited_with(r, 0)) << describe(r);
+}
+
+// The spare only stands in while the goroutine keeps its thread: once it parks, its worker
+// retires and the rotation is back to procs workers.
+TEST(HandOff, RetakenWorkerRetiresOnceItsGoroutineSwitches) {
+  const auto r = run_child([] {
+    std::atomic<bool> stop{false};
+    std::atomic<bool> started{false};
+    goro::run(
+        [&] {
+          goro::detail::Runtime* rt = goro::detail::current_runtime();
+          goro::Chan<int> parked;
+          goro::go([&, parked]() mutable {
+            spin_until(stop, &started);
+            parked.recv();  // switches: its worker must retire
+          });
+          wait_for(started);
+          if (rt->nworkers.load() != 2) std::_Exit(4);  // procs + the spare
+          stop = true;
+          if (!goro_test::eventually([rt] { return rt->nworkers.load() == 1; }, 15s)) {
+            std::_Exit(5);
+          }
+          parked.send(1);
         },
         procs(1));
   });
