@@ -18,10 +18,10 @@
 // Sleep: sysmon waits in ppoll on a pipe, 20 us doubling to 10 ms while nothing happens, and
 // without a timeout once every worker is idle (nothing runs, so nothing can get stuck: an
 // idle runtime costs no CPU); the first worker to leave the idle list wakes it
-// (sysmon_note_busy, a load on the idle -> busy path only). The pipe
-// carries the end of run ('s', with Runtime::sysmon_stop set first) and SIGQUIT ('q', written
-// by the signal handler: write() is async-signal-safe and the handler takes no lock and
-// allocates nothing); sysmon produces the dump on its own thread with the fatal path's
+// (sysmon_note_busy, a load on the idle -> busy path only, never on a switch). The pipe also
+// carries the end of run ('s', with Runtime::sysmon_stop set first) and SIGQUIT ('q',
+// written by the signal handler: write() is async-signal-safe, and the handler takes no lock
+// and allocates nothing); sysmon produces the dump on its own thread with the fatal path's
 // machinery (fatal_exit) and exits 2. The pipe is per process (recreated in a forked child)
 // and never closed, so a handler that races the end of run never writes into a reused fd.
 //
@@ -46,12 +46,12 @@
 // Lock order: ps_mu > sched_mu (never nested today; the rank checker enforces the order).
 //
 // No lost wake-up: a spare sleeps on its futex word after publishing itself on the spare
-// list with the word at 0 (under sched_mu); sysmon and begin_stop set the word to 1 under
-// sched_mu before futex_wake, and the spare re-checks spare/stopping under sched_mu after
-// every wake. A retiring worker hands its queue to the global queue before it leaves the
-// rotation and then wakes an idle worker (wakep, and recheck_deadlock: with it gone, every
-// remaining worker may be idle and the deadlock check must run again). A worker that was
-// idle when retaken retires after the next goroutine it runs (its extra thread idles).
+// list with the word at 0 (under sched_mu); sysmon and begin_stop take it off the list (or
+// see stopping) and set the word to 1 under sched_mu before futex_wake, and the spare re-checks
+// spare/stopping under sched_mu after every wake. A retiring worker hands its queue to the global
+// queue before it leaves the rotation and then wakes an idle worker (wakep, and recheck_deadlock:
+// with it gone, every remaining worker may be idle and the deadlock check must run again). A worker
+// that was idle when retaken retires after the next goroutine it runs (its extra thread idles).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -86,7 +86,7 @@ std::atomic<int> g_quit_fd{-1};
 struct sigaction g_old_quit;
 bool g_quit_installed = false;
 
-extern "C" void on_sigquit(int) {
+void on_sigquit(int) {
   const int saved = errno;
   const int fd = g_quit_fd.load(std::memory_order_relaxed);
   if (fd >= 0) {
