@@ -75,7 +75,9 @@ namespace {
 
 constexpr std::int64_t kMinDelayNs = 20'000;
 constexpr std::int64_t kMaxDelayNs = 10'000'000;
-constexpr std::int64_t kRetakeAfterNs = 10'000'000;
+// Go's forcePreemptNS. Sanitized builds run 5-15x slower (a first goroutine stack or TSan
+// fiber alone can take milliseconds): a longer slice there keeps hand-offs for real stalls.
+constexpr std::int64_t kRetakeAfterNs = (GORO_ASAN || GORO_TSAN) ? 50'000'000 : 10'000'000;
 
 // The wake pipe: only run()'s thread creates it (runs are sequential); the handler reads
 // g_quit_fd.
