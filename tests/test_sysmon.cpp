@@ -269,7 +269,13 @@ TEST(Sigquit, PrintsHeadlineBlankLineAndDumpThenExits2) {
         [] {
           goro::Chan<int> never;
           goro::go([never]() mutable { never.recv(); });  // goroutine 2
-          goro::yield();
+          const bool parked = goro_test::eventually([] {
+            for (const goro::GoroutineInfo& g : goro::goroutines()) {
+              if (g.id == 2) return g.state == "chan receive";
+            }
+            return false;
+          });
+          if (!parked) std::_Exit(4);
           ::kill(::getpid(), SIGQUIT);
           goro::sleep(15s);  // a timer is armed: no deadlock while sysmon dumps
         },
