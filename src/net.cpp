@@ -620,18 +620,26 @@ std::size_t read_full(Conn& c, std::span<std::byte> buf) {
   return got;
 }
 
-void wait_readable(int fd, Clock::time_point deadline) {
-  if (detail::poll_wait_fd(fd, PollMode::read, detail::to_deadline_ns(deadline)) ==
-      detail::PollResult::timeout) {
-    throw Timeout("wait_readable fd " + std::to_string(fd));
+namespace {
+void wait_fd(int fd, PollMode mode, Clock::time_point deadline, const char* op) {
+  detail::PollResult r;
+  try {
+    r = detail::poll_wait_fd(fd, mode, detail::to_deadline_ns(deadline));
+  } catch (const std::system_error& e) {  // epoll_ctl refused the fd (EPERM, EBADF)
+    detail::throw_errno(e.code().value(), std::string(op) + " fd " + std::to_string(fd),
+                        "epoll_ctl");
   }
+  if (r == detail::PollResult::timeout)
+    throw Timeout(std::string(op) + " fd " + std::to_string(fd));
+}
+}  // namespace
+
+void wait_readable(int fd, Clock::time_point deadline) {
+  wait_fd(fd, PollMode::read, deadline, "wait_readable");
 }
 
 void wait_writable(int fd, Clock::time_point deadline) {
-  if (detail::poll_wait_fd(fd, PollMode::write, detail::to_deadline_ns(deadline)) ==
-      detail::PollResult::timeout) {
-    throw Timeout("wait_writable fd " + std::to_string(fd));
-  }
+  wait_fd(fd, PollMode::write, deadline, "wait_writable");
 }
 
 }  // namespace net

@@ -577,6 +577,19 @@ TEST(Net, WaitReadableOnAPipeWhoseNumberIsReused) {
           ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
           EXPECT_THROW(net::wait_readable(fds[0], goro::Clock::now() + 10ms), net::Timeout);
           net::wait_writable(fds[1]);  // an empty pipe is writable
+          if (round == 0) {            // epoll cannot watch a regular file
+            char name[] = "/tmp/goro-net-file-XXXXXX";
+            const int file = ::mkstemp(name);
+            ASSERT_GE(file, 0);
+            ::unlink(name);
+            try {
+              net::wait_readable(file);
+              ADD_FAILURE() << "waited on a regular file";
+            } catch (const net::Error& e) {
+              EXPECT_EQ(e.code().value(), EPERM) << e.what();
+            }
+            ::close(file);
+          }
           goro::Chan<int> go_on;
           goro::go([&] {
             go_on.recv();
@@ -709,11 +722,13 @@ TEST(Net, AllInIoWaitIsNotADeadlock) {
 }
 
 TEST(Net, AllBlockedOnChannelsIsStillADeadlock) {
+  // Owned by the test's frame: the abandoned main goroutine never destroys its locals.
   goro::Chan<int> never(nullptr);
+  net::Listener ln;
   try {
     goro::run(
         [&] {
-          net::Listener ln = net::listen("tcp", "127.0.0.1:0");  // the poller exists
+          ln = net::listen("tcp", "127.0.0.1:0");  // the poller exists
           ln.close();
           never = goro::Chan<int>();
           never.recv();
