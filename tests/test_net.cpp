@@ -307,6 +307,71 @@ TEST(Net, CloseFromAnotherGoroutineWakesAccept) {
       {.procs = 2});
 }
 
+TEST(Net, CloseRacesWithReadsAndWrites) {
+  goro::run(
+      [] {
+        for (int round = 0; round < goro_test::scaled(200); ++round) {
+          Pair p = tcp_pair();
+          goro::WaitGroup wg;
+          std::atomic<int> outcomes{0};
+          wg.go([&] {  // reads until end of stream or Closed
+            std::byte buf[256];
+            try {
+              while (p.server.read(buf) != 0) {
+              }
+            } catch (const net::Closed&) {
+            }
+            outcomes.fetch_add(1);
+          });
+          wg.go([&] {  // writes until the connection goes away
+            try {
+              for (;;) p.server.write("0123456789abcdef");
+            } catch (const net::Error&) {  // Closed, or the peer's reset
+            }
+            outcomes.fetch_add(1);
+          });
+          wg.go([&] {
+            for (int i = 0; i < round % 7; ++i) goro::yield();
+            p.server.close();
+          });
+          if (round % 2 == 0) p.client.close();
+          wg.wait();
+          EXPECT_EQ(outcomes.load(), 2);
+          EXPECT_EQ(p.server.fd(), -1);
+        }
+      },
+      {.procs = 4});
+}
+
+TEST(Net, ConcurrentWritesDoNotInterleave) {
+  goro::run(
+      [] {
+        Pair p = tcp_pair();
+        constexpr std::size_t kBlock = 256 * 1024;
+        constexpr int kWriters = 4;
+        goro::WaitGroup wg;
+        for (int w = 0; w < kWriters; ++w) {
+          wg.go([&, w] {
+            const std::string block(kBlock, static_cast<char>('a' + w));
+            for (int i = 0; i < 4; ++i) p.client.write(block);
+          });
+        }
+        goro::go([&] {
+          wg.wait();
+          p.client.close_write();
+        });
+        std::vector<std::byte> block(kBlock);
+        int blocks = 0;
+        while (net::read_full(p.server, block) == kBlock) {
+          const std::string got = str(block);
+          EXPECT_EQ(got.find_first_not_of(got[0]), std::string::npos) << "block " << blocks;
+          ++blocks;
+        }
+        EXPECT_EQ(blocks, 4 * kWriters);
+      },
+      {.procs = 4});
+}
+
 TEST(Net, MovedFromObjectsAreEmpty) {
   goro::run([] {
     Pair p = tcp_pair();
