@@ -568,6 +568,9 @@ TEST(Net, DialEmptyHostIsLoopbackAndIpv6Works) {
     net::Conn c = net::dial("tcp", port);
     net::Conn s = ln.accept();
     EXPECT_EQ(s.remote_addr(), c.local_addr());
+    // The listener's own address ("[::]:p" or "0.0.0.0:p") dials the local host, as in Go.
+    net::Conn again = net::dial("tcp", ln.addr());
+    EXPECT_TRUE(ln.accept());
     net::Listener ln6 = [] {
       try {
         return net::listen("tcp6", "[::1]:0");
