@@ -211,17 +211,22 @@ class CtxWatch {
     if (ctx == nullptr) return;
     RecvChan<std::monostate> done = ctx->done();
     if (done == RecvChan<std::monostate>()) return;  // background: never ends
-    active_ = true;
     wg_.add(1);
-    goro::go([this, done, pd] {
-      goro::select(goro::on_recv(done,
-                                 [&](std::optional<std::monostate>) {
-                                   fired_.store(true, std::memory_order_release);
-                                   poll_evict(pd);
-                                 }),
-                   goro::on_recv(stop_));
-      wg_.done();  // the last touch of *this
-    });
+    try {
+      goro::go([this, done, pd] {
+        goro::select(goro::on_recv(done,
+                                   [&](std::optional<std::monostate>) {
+                                     fired_.store(true, std::memory_order_release);
+                                     poll_evict(pd);
+                                   }),
+                     goro::on_recv(stop_));
+        wg_.done();  // the last touch of *this
+      });
+    } catch (...) {
+      wg_.done();
+      throw;
+    }
+    active_ = true;
   }
   // Joins the helper; true if it evicted the socket (the context ended).
   bool finish() {
