@@ -536,6 +536,16 @@ TEST(Net, UnixSocketEchoAndFileRemovedOnClose) {
       EXPECT_EQ(e.code().value(), ENOENT) << e.what();
     }
     ::rmdir(dir);
+    // Linux's abstract namespace: no file at all.
+    const std::string abstract = "@goro-net-test-" + std::to_string(::getpid());
+    net::Listener aln = net::listen("unix", abstract);
+    EXPECT_EQ(aln.addr(), abstract);
+    net::Conn ac = net::dial("unix", abstract);
+    net::Conn as = aln.accept();
+    EXPECT_EQ(as.local_addr(), abstract);
+    ac.write("@");
+    std::byte b[1];
+    EXPECT_EQ(as.read(b), 1u);
   });
 }
 
