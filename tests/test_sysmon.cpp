@@ -4,8 +4,11 @@
 //
 // Scenarios that would hang without the hand-off run in a child process with a short alarm,
 // so that a regression fails (killed by SIGALRM) instead of hanging the suite.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +18,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "scheduler.hpp"  // white-box: the count of workers in the rotation
 #include "test_util.hpp"
@@ -179,6 +183,56 @@ TEST(HandOff, ManySpinnersEachGetAThreadAndAllFinish) {
           }
           goro::sleep(30ms);  // timers still fire with every spinner holding a thread
           stop = true;
+        },
+        procs(1));
+  });
+  EXPECT_TRUE(exited_with(r, 0)) << describe(r);
+}
+
+// Readiness of a socket is found by someone polling the network; with the only worker
+// stuck, that someone is sysmon, which queues the reader and hands it to a spare.
+TEST(HandOff, ReadyIoIsServedWhileTheOnlyWorkerIsStuck) {
+  const auto r = run_child([] {
+    std::atomic<bool> stop{false};
+    std::atomic<bool> spinning{false};
+    goro::run(
+        [&] {
+          goro::net::Listener ln = goro::net::listen("tcp", "127.0.0.1:0");
+          const std::string addr = ln.addr();
+          const int port = std::stoi(addr.substr(addr.rfind(':') + 1));
+          goro::Chan<int> done;
+          goro::go([&, done]() mutable {
+            goro::net::Conn c = ln.accept();  // IO wait, then readiness only epoll knows of
+            char b = 0;
+            if (c.read(&b, 1) != 1 || b != 'x') std::_Exit(6);
+            stop = true;
+            done.send(1);
+          });
+          // The reader parks in accept first: then nothing is queued while the spinner runs,
+          // and only a poll of the network can find the connection.
+          const bool parked = goro_test::eventually([] {
+            for (const goro::GoroutineInfo& g : goro::goroutines()) {
+              if (g.id == 2) return g.state == "IO wait";
+            }
+            return false;
+          });
+          if (!parked) std::_Exit(5);
+          goro::go([&] { spin_until(stop, &spinning); });
+          // A plain thread connects and writes once the spinner holds the worker.
+          std::thread client([port, &spinning] {
+            while (!spinning.load()) std::this_thread::yield();
+            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in sa{};
+            sa.sin_family = AF_INET;
+            sa.sin_port = htons(static_cast<std::uint16_t>(port));
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) std::_Exit(7);
+            if (::write(fd, "x", 1) != 1) std::_Exit(8);
+            char sink;
+            [[maybe_unused]] ssize_t n = ::read(fd, &sink, 1);  // until the process ends
+          });
+          client.detach();
+          done.recv();
         },
         procs(1));
   });
