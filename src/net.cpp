@@ -12,6 +12,8 @@
 // own `stop` channel; if the context ends first it evicts the half-connected socket (the
 // dial's poll_wait returns closed) and the dial throws ctx.err(). The dial joins the helper
 // (WaitGroup) before the socket can be closed, so the helper never touches a freed PollDesc.
+#include "goro/net.hpp"
+
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -19,7 +21,6 @@
 #include <cerrno>
 #include <optional>
 
-#include "goro/net.hpp"
 #include "goro/runtime.hpp"
 #include "goro/select.hpp"
 #include "net_fd.hpp"
@@ -59,8 +60,8 @@ bool netfd_close(NetFd* f, void (*before)(NetFd*)) noexcept {
   std::uint64_t s = f->state.load(std::memory_order_relaxed);
   do {
     if (s & NetFd::kClosing) return false;
-  } while (!f->state.compare_exchange_weak(s, (s | NetFd::kClosing) + 1,
-                                           std::memory_order_acq_rel, std::memory_order_relaxed));
+  } while (!f->state.compare_exchange_weak(s, (s | NetFd::kClosing) + 1, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed));
   if (before != nullptr) before(f);
   // Only a goroutine can wait for the operations in flight; elsewhere the last one out
   // closes the socket whenever it leaves.
@@ -243,10 +244,10 @@ class CtxWatch {
   WaitGroup wg_;
 };
 
-Conn connect_one(const Network& n, const SockAddr& a, std::int64_t deadline_ns, const Context* ctx,
-                 std::string_view address) {
-  const std::string raddr = n.kind == NetKind::unix_stream ? std::string(address)
-                                                           : format_addr(a.sa(), a.len);
+net::Conn connect_one(const Network& n, const SockAddr& a, std::int64_t deadline_ns,
+                      const Context* ctx, std::string_view address) {
+  const std::string raddr =
+      n.kind == NetKind::unix_stream ? std::string(address) : format_addr(a.sa(), a.len);
   const std::string context = op_context("dial", n.name, "", raddr);
   FdGuard s(new_socket(a.family(), SOCK_STREAM, context));
   if (n.kind == NetKind::tcp) {
@@ -292,11 +293,11 @@ Conn connect_one(const Network& n, const SockAddr& a, std::int64_t deadline_ns, 
   auto* f = new NetFd(s.get(), pd, n.name, local_addr_of(s.get()), raddr);  // or clean up
   pd_owned = false;
   s.release();
-  return Conn(f);
+  return net::Conn(f);
 }
 
-Conn dial_impl(const Context* ctx, std::string_view network, std::string_view address,
-               std::int64_t deadline_ns) {
+net::Conn dial_impl(const Context* ctx, std::string_view network, std::string_view address,
+                    std::int64_t deadline_ns) {
   const Network n = parse_network(network, {NetKind::tcp, NetKind::unix_stream});
   if (ctx != nullptr && ctx->err()) std::rethrow_exception(ctx->err());
   if (n.kind == NetKind::unix_stream) {
@@ -391,9 +392,7 @@ void shutdown(NetFd* f, int how, std::string_view op) {
 void Conn::close_write() { shutdown(fd_, SHUT_WR, "close_write"); }
 void Conn::close_read() { shutdown(fd_, SHUT_RD, "close_read"); }
 
-void Conn::set_deadline(Clock::time_point t) {
-  detail::set_deadline(fd_, PollMode::read_write, t);
-}
+void Conn::set_deadline(Clock::time_point t) { detail::set_deadline(fd_, PollMode::read_write, t); }
 void Conn::set_read_deadline(Clock::time_point t) { detail::set_deadline(fd_, PollMode::read, t); }
 void Conn::set_write_deadline(Clock::time_point t) {
   detail::set_deadline(fd_, PollMode::write, t);
@@ -474,8 +473,8 @@ std::pair<std::size_t, std::string> PacketConn::read_from(std::span<std::byte> b
   for (;;) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    const ssize_t k = ::recvfrom(fd_->sysfd, buf.data(), buf.size(), 0,
-                                 reinterpret_cast<sockaddr*>(&ss), &len);
+    const ssize_t k =
+        ::recvfrom(fd_->sysfd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&ss), &len);
     if (k >= 0) {
       return {static_cast<std::size_t>(k),
               detail::format_addr(reinterpret_cast<sockaddr*>(&ss), len)};
@@ -569,7 +568,8 @@ Listener listen(std::string_view network, std::string_view address) {
   const std::string path(address);
   try {
     if (::listen(s.get(), 4096) != 0) detail::throw_errno(errno, context, "listen");
-    std::string laddr = n.kind == detail::NetKind::unix_stream ? path : detail::local_addr_of(s.get());
+    std::string laddr =
+        n.kind == detail::NetKind::unix_stream ? path : detail::local_addr_of(s.get());
     NetFd* f = detail::new_netfd(s, n.name, std::move(laddr), "", context);
     if (unix_file) f->unlink_path = path;
     return Listener(f);

@@ -46,8 +46,7 @@ Timeout::Timeout(const std::string& context)
 Closed::Closed(const std::string& context)
     : Error(std::errc::bad_file_descriptor, context.empty()
                                                 ? "use of closed network connection"
-                                                : context + ": use of closed network connection") {
-}
+                                                : context + ": use of closed network connection") {}
 
 }  // namespace net
 
@@ -91,7 +90,8 @@ HostPort split_host_port(std::string_view op, std::string_view net, std::string_
     const std::size_t end = hp.find(']');
     if (end == std::string_view::npos) fail("missing ']' in address");
     if (end + 1 == hp.size()) fail("missing port in address");
-    if (end + 1 != i) fail(hp[end + 1] == ':' ? "too many colons in address" : "missing port in address");
+    if (end + 1 != i)
+      fail(hp[end + 1] == ':' ? "too many colons in address" : "missing port in address");
     host = hp.substr(1, end - 1);
     j = 1;
     k = end + 1;
@@ -192,7 +192,7 @@ std::vector<SockAddr> lookup(std::string_view op, const Network& net, std::strin
   addrinfo* res = nullptr;
   int rc = 0;
   int err = 0;
-  const auto call = [&] {
+  auto call = [&] {
     rc = ::getaddrinfo(name.c_str(), nullptr, &hints, &res);
     err = errno;
   };
