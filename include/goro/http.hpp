@@ -171,7 +171,7 @@ class Server {
  public:
   struct Options {
     std::string addr = ":80";  // for listen_and_serve: "host:port", ":port"
-    Handler handler;           // required
+    Handler handler{};         // required
     std::size_t max_header_bytes = 1 << 20;  // request line + headers; more: 431
     std::int64_t max_body_bytes = -1;        // per request, < 0 none; more: 413
     int max_connections = 0;  // served at once, 0 none; more wait in the listen backlog
@@ -181,7 +181,7 @@ class Server {
     Clock::duration idle_timeout{};         // keep-alive wait; 0: read_timeout
     // Receives "http: panic serving 127.0.0.1:5555: <what>" and other server errors;
     // empty: stderr.
-    std::function<void(std::string_view)> error_log;
+    std::function<void(std::string_view)> error_log{};
   };
 
   explicit Server(Options opts);

@@ -29,6 +29,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <unordered_set>
@@ -61,6 +62,8 @@ std::string http_date() {
   std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   return std::string(buf, n);
 }
+
+std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
 bool clean_field(std::string_view s) { return s.find_first_of("\r\n") == std::string_view::npos; }
 
@@ -383,7 +386,9 @@ int ServerConn::read_header() {
   parser.emplace();
   parser->header_limit(static_cast<std::uint32_t>(
       std::min<std::size_t>(o.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
-  parser->body_limit(boost::none);  // counted in read(), where a chunked body is seen too
+  // Counted in read(), where a chunked body is seen too. Not boost::none: Beast 1.74
+  // compares a Content-Length with the optional limit, and every value exceeds none.
+  parser->body_limit(std::numeric_limits<std::uint64_t>::max());
   parser->eager(false);
   const std::size_t cap = o.max_header_bytes + kSlack;
   for (;;) {
@@ -515,10 +520,10 @@ void ServerConn::serve() {
 
     auto& msg = parser->get();
     Request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
+    req.method = std::string(sv(msg.method_string()));
+    req.target = std::string(sv(msg.target()));
     req.proto = "HTTP/" + std::to_string(msg.version() / 10) + "." + std::to_string(msg.version() % 10);
-    for (const auto& f : msg) req.headers.add(f.name_string(), f.value());
+    for (const auto& f : msg) req.headers.add(sv(f.name_string()), sv(f.value()));
     req.host = req.headers.get("Host");
     req.remote_addr = remote;
     if (msg.version() >= 11 && !req.headers.has("Host")) return reply_and_close(400);
