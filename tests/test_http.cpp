@@ -69,7 +69,9 @@ class Client {
         std::size_t n = p.put(boost::asio::const_buffer(buf_.data() + beg_, end_ - beg_), ec);
         beg_ += n;
         if (ec == bhttp::error::need_more) ec = {};
-        if (ec) throw std::runtime_error("client: bad response: " + ec.message() + " in: " + std::string(buf_.data(), end_));
+        if (ec)
+          throw std::runtime_error("client: bad response: " + ec.message() +
+                                   " in: " + std::string(buf_.data(), end_));
         if (p.is_done()) break;
         if (n > 0) continue;
       }
@@ -126,8 +128,9 @@ std::string get(std::string_view path, std::string_view extra = {}) {
 }
 
 std::string post(std::string_view path, std::string_view body, std::string_view extra = {}) {
-  return "POST " + std::string(path) + " HTTP/1.1\r\nHost: test\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n" + std::string(extra) + "\r\n" + std::string(body);
+  return "POST " + std::string(path) +
+         " HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(extra) + "\r\n" + std::string(body);
 }
 
 // A server on 127.0.0.1:0 serving in a goroutine of its own. stop() closes it and waits for
@@ -241,8 +244,9 @@ TEST(Http, PipelinedRequestsAreAnsweredInOrder) {
       w.write(r.method + " " + r.path + (body.empty() ? "" : ":" + body));
     }});
     Client c(ts.addr());
-    c.send(get("/1") + post("/2", "payload") + get("/3") +
-           "POST /4 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    c.send(
+        get("/1") + post("/2", "payload") + get("/3") +
+        "POST /4 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
     const char* want[] = {"GET /1", "POST /2:payload", "GET /3", "POST /4:abc"};
     for (const char* w : want) {
       auto r = c.recv();
@@ -256,10 +260,11 @@ TEST(Http, PipelinedRequestsAreAnsweredInOrder) {
 TEST(Http, OversizedHeadersGet431AndTheConnectionCloses) {
   run([] {
     std::atomic<int> calls{0};
-    TestServer ts({.handler = [&](http::ResponseWriter& w, http::Request& r) {
-                     ++calls;
-                     hello(w, r);
-                   },
+    TestServer ts({.handler =
+                       [&](http::ResponseWriter& w, http::Request& r) {
+                         ++calls;
+                         hello(w, r);
+                       },
                    .max_header_bytes = 1024});
     Client small(ts.addr());
     small.send(get("/", "X-Fill: " + std::string(500, 'a') + "\r\n"));
@@ -279,11 +284,12 @@ TEST(Http, OversizedHeadersGet431AndTheConnectionCloses) {
 TEST(Http, OversizedBodyGets413) {
   run([] {
     std::atomic<int> calls{0};
-    TestServer ts({.handler = [&](http::ResponseWriter& w, http::Request& r) {
-                     ++calls;
-                     std::string b = r.read_all();
-                     w.write(std::to_string(b.size()));
-                   },
+    TestServer ts({.handler =
+                       [&](http::ResponseWriter& w, http::Request& r) {
+                         ++calls;
+                         std::string b = r.read_all();
+                         w.write(std::to_string(b.size()));
+                       },
                    .max_body_bytes = 1000});
     {  // declared too long: answered before the handler runs
       Client c(ts.addr());
@@ -318,9 +324,9 @@ TEST(Http, OversizedBodyGets413) {
 TEST(Http, SlowlorisConnectionIsClosedAfterTheReadHeaderTimeout) {
   run([] {
     TestServer ts({.handler = hello, .read_header_timeout = 300ms});
+    auto start = goro::Clock::now();  // before dial: the server's clock starts later
     Client c(ts.addr());
     c.conn().set_read_deadline(goro::Clock::now() + 10s);  // the test's own failure bound
-    auto start = goro::Clock::now();
     c.send("GET / HTTP/1.1\r\nHost: t\r\n");
     goro::Chan<std::monostate> stop;
     goro::WaitGroup wg;
@@ -495,17 +501,19 @@ TEST(Http, RouterMatchesPatternsAnd404And405) {
     mux.handle("GET /users/{id}", [](http::ResponseWriter& w, http::Request& r) {
       w.write("user " + std::string(r.path_value("id")));
     });
-    mux.handle("POST /users/{$}", [](http::ResponseWriter& w, http::Request&) { w.write("create"); });
-    mux.handle("/static/", [](http::ResponseWriter& w, http::Request& r) { w.write("static " + r.path); });
-    mux.handle("/static/special", [](http::ResponseWriter& w, http::Request&) { w.write("special"); });
+    mux.handle("POST /users/{$}",
+               [](http::ResponseWriter& w, http::Request&) { w.write("create"); });
+    mux.handle("/static/",
+               [](http::ResponseWriter& w, http::Request& r) { w.write("static " + r.path); });
+    mux.handle("/static/special",
+               [](http::ResponseWriter& w, http::Request&) { w.write("special"); });
     mux.handle("GET /files/{path...}", [](http::ResponseWriter& w, http::Request& r) {
       w.write("file " + std::string(r.path_value("path")));
     });
     mux.handle("/{$}", [](http::ResponseWriter& w, http::Request& r) {
       w.write("root q=" + r.query_value("q"));
     });
-    EXPECT_THROW(mux.handle("GET /users/{other}", hello),
-                 std::invalid_argument);
+    EXPECT_THROW(mux.handle("GET /users/{other}", hello), std::invalid_argument);
     TestServer ts({.handler = mux.handler()});
     Client c(ts.addr());
     auto ask = [&](const std::string& req) {
@@ -586,7 +594,7 @@ TEST(Http, GracefulShutdownFinishesInFlightRequests) {
       ts.server().shutdown(goro::Context::background());
       shut.send(true);
     });
-    EXPECT_TRUE(idle.closed_by_peer());  // idle connections are closed at once
+    EXPECT_TRUE(idle.closed_by_peer());                     // idle connections are closed at once
     EXPECT_THROW(net::dial("tcp", ts.addr()), net::Error);  // no more accepting
     EXPECT_TRUE(ts.wait_served());                          // serve threw ErrServerClosed
     EXPECT_EQ(shut.try_recv(), std::nullopt);               // the in-flight request holds it

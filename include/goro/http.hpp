@@ -86,14 +86,14 @@ class BodyReader {
 
 class Request {
  public:
-  std::string method;       // "GET"
-  std::string target;       // as sent: "/users/7?x=1"
-  std::string path;         // percent-decoded path: "/users/7"
-  std::string raw_query;    // "x=1"
-  std::string proto;        // "HTTP/1.1"
-  Header headers;           // Host stays in here too
-  std::string host;         // the Host header
-  std::string remote_addr;  // the peer, "127.0.0.1:51234"
+  std::string method;               // "GET"
+  std::string target;               // as sent: "/users/7?x=1"
+  std::string path;                 // percent-decoded path: "/users/7"
+  std::string raw_query;            // "x=1"
+  std::string proto;                // "HTTP/1.1"
+  Header headers;                   // Host stays in here too
+  std::string host;                 // the Host header
+  std::string remote_addr;          // the peer, "127.0.0.1:51234"
   std::int64_t content_length = 0;  // -1: unknown (chunked)
 
   // Streams the body: parks until some of it arrived, returns 0 at its end. The first read
@@ -170,8 +170,8 @@ class ServeMux {
 class Server {
  public:
   struct Options {
-    std::string addr = ":80";  // for listen_and_serve: "host:port", ":port"
-    Handler handler{};         // required
+    std::string addr = ":80";                // for listen_and_serve: "host:port", ":port"
+    Handler handler{};                       // required
     std::size_t max_header_bytes = 1 << 20;  // request line + headers; more: 431
     std::int64_t max_body_bytes = -1;        // per request, < 0 none; more: 413
     int max_connections = 0;  // served at once, 0 none; more wait in the listen backlog

@@ -157,12 +157,12 @@ void ServeMux::handle(std::string_view pattern, Handler h) {
   if (!h) throw std::invalid_argument("http: nil handler");
   Route r = parse_pattern(pattern);
   for (const Route& o : impl_->routes) {
-    bool same_shape = o.method == r.method && o.end == r.end && o.segs.size() == r.segs.size() &&
-                      std::equal(o.segs.begin(), o.segs.end(), r.segs.begin(),
-                                 [](const Segment& x, const Segment& y) {
-                                   return x.kind == y.kind &&
-                                          (x.kind != Kind::literal || x.text == y.text);
-                                 });
+    bool same_shape =
+        o.method == r.method && o.end == r.end && o.segs.size() == r.segs.size() &&
+        std::equal(o.segs.begin(), o.segs.end(), r.segs.begin(),
+                   [](const Segment& x, const Segment& y) {
+                     return x.kind == y.kind && (x.kind != Kind::literal || x.text == y.text);
+                   });
     if (same_shape)
       throw std::invalid_argument("http: pattern \"" + std::string(pattern) +
                                   "\" conflicts with pattern \"" + o.pattern + "\"");

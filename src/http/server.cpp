@@ -47,12 +47,14 @@ using Parser = bhttp::request_parser<bhttp::buffer_body>;
 namespace {
 
 constexpr std::size_t kReadBuf = 16 << 10;
-constexpr std::size_t kSlack = 4 << 10;           // room past max_header_bytes for one read
-constexpr std::size_t kWriteBuf = 4 << 10;        // Go's bufferBeforeChunkingSize
-constexpr std::int64_t kMaxDrain = 256 << 10;     // Go's maxPostHandlerReadBytes
+constexpr std::size_t kSlack = 4 << 10;                   // room past max_header_bytes for one read
+constexpr std::size_t kWriteBuf = 4 << 10;                // Go's bufferBeforeChunkingSize
+constexpr std::int64_t kMaxDrain = 256 << 10;             // Go's maxPostHandlerReadBytes
 constexpr auto kLinger = std::chrono::milliseconds(500);  // Go's rstAvoidanceDelay
 
-bool body_allowed(int status) { return !(status >= 100 && status < 200) && status != 204 && status != 304; }
+bool body_allowed(int status) {
+  return !(status >= 100 && status < 200) && status != 204 && status != 304;
+}
 
 std::string http_date() {
   std::time_t now = std::time(nullptr);
@@ -117,12 +119,12 @@ struct Server::Impl {
   Options opts;
   Mutex mu;
   std::atomic<bool> shutting{false};
-  std::vector<net::Listener*> listeners;     // guarded by mu
-  std::unordered_set<ServerConn*> conns;      // guarded by mu
-  Chan<std::monostate> done;                  // closed when shutting starts
-  Chan<std::monostate> drained;               // closed once shutting and conns is empty
-  bool drained_closed = false;                // guarded by mu
-  Chan<std::monostate> slots{nullptr};        // max_connections tokens (nil: no limit)
+  std::vector<net::Listener*> listeners;  // guarded by mu
+  std::unordered_set<ServerConn*> conns;  // guarded by mu
+  Chan<std::monostate> done;              // closed when shutting starts
+  Chan<std::monostate> drained;           // closed once shutting and conns is empty
+  bool drained_closed = false;            // guarded by mu
+  Chan<std::monostate> slots{nullptr};    // max_connections tokens (nil: no limit)
 };
 
 namespace {
@@ -133,7 +135,8 @@ class Response final : public ResponseWriter {
  public:
   enum class Mode { undecided, none, length, chunked, until_close };
 
-  Response(ServerConn& c, bool head_request, bool http11) : c_(c), head_(head_request), http11_(http11) {}
+  Response(ServerConn& c, bool head_request, bool http11)
+      : c_(c), head_(head_request), http11_(http11) {}
 
   Header& header() override { return hdr_; }
   void write_header(int status) override {
@@ -145,7 +148,7 @@ class Response final : public ResponseWriter {
   std::size_t write(std::span<const std::byte> data) override;
   void flush() override;
 
-  void finish();                   // after the handler returned
+  void finish();  // after the handler returned
   bool head_sent() const { return head_sent_; }
   bool must_close() const { return close_; }
   void set_close() { close_ = true; }
@@ -430,7 +433,8 @@ std::size_t ServerConn::read(std::span<std::byte> dst) {
       if (ec == bhttp::error::need_buffer || ec == bhttp::error::need_more) ec = {};
       if (ec) {
         body_failed = body_malformed = true;
-        throw net::Error(std::errc::protocol_error, "http: malformed request body: " + ec.message());
+        throw net::Error(std::errc::protocol_error,
+                         "http: malformed request body: " + ec.message());
       }
       if (got > 0) {
         body_read += static_cast<std::int64_t>(got);
@@ -522,7 +526,8 @@ void ServerConn::serve() {
     Request req;
     req.method = std::string(sv(msg.method_string()));
     req.target = std::string(sv(msg.target()));
-    req.proto = "HTTP/" + std::to_string(msg.version() / 10) + "." + std::to_string(msg.version() % 10);
+    req.proto =
+        "HTTP/" + std::to_string(msg.version() / 10) + "." + std::to_string(msg.version() % 10);
     for (const auto& f : msg) req.headers.add(sv(f.name_string()), sv(f.value()));
     req.host = req.headers.get("Host");
     req.remote_addr = remote;
@@ -539,12 +544,12 @@ void ServerConn::serve() {
     req.path = std::move(*path);
     auto cl = parser->content_length();
     req.content_length = cl ? static_cast<std::int64_t>(*cl) : (parser->chunked() ? -1 : 0);
-    if (o.max_body_bytes >= 0 && req.content_length > o.max_body_bytes)
-      return reply_and_close(413);
+    if (o.max_body_bytes >= 0 && req.content_length > o.max_body_bytes) return reply_and_close(413);
 
     conn.set_read_deadline(deadline(t0, o.read_timeout));
     conn.set_write_deadline(deadline(Clock::now(), o.write_timeout));
-    expect_continue = msg.version() >= 11 && detail::iequals(req.headers.get("Expect"), "100-continue");
+    expect_continue =
+        msg.version() >= 11 && detail::iequals(req.headers.get("Expect"), "100-continue");
     sent_continue = false;
     body_failed = body_malformed = false;
     body_read = 0;
@@ -640,8 +645,9 @@ void Server::serve(net::Listener& ln) {
       if (s->shutting.load()) throw ErrServerClosed();
       if (dynamic_cast<const net::Timeout*>(&e) || dynamic_cast<const net::Closed*>(&e)) throw;
       // EMFILE and friends: Go's accept loop backs off from 5 ms up to 1 s.
-      backoff = backoff == Clock::duration{} ? std::chrono::milliseconds(5)
-                                             : std::min<Clock::duration>(backoff * 2, std::chrono::seconds(1));
+      backoff = backoff == Clock::duration{}
+                    ? std::chrono::milliseconds(5)
+                    : std::min<Clock::duration>(backoff * 2, std::chrono::seconds(1));
       s->log(std::string("http: Accept error: ") + e.what() + "; retrying");
       sleep(backoff);
       continue;
