@@ -107,6 +107,7 @@ class Client {
 
   // True once the server closed the connection (end of stream or reset).
   bool closed_by_peer() {
+    conn_.set_read_deadline(goro::Clock::now() + 10s);  // fail, not hang
     try {
       char c;
       return conn_.read(&c, 1) == 0;
@@ -588,13 +589,15 @@ TEST(Http, GracefulShutdownFinishesInFlightRequests) {
     Client busy(ts.addr());
     busy.send(get("/slow"));
     entered.recv();
+    Client fresh(ts.addr());  // connected, never sends: treated as idle
 
     goro::Chan<bool> shut(1);
     goro::go([&] {
       ts.server().shutdown(goro::Context::background());
       shut.send(true);
     });
-    EXPECT_TRUE(idle.closed_by_peer());                     // idle connections are closed at once
+    EXPECT_TRUE(idle.closed_by_peer());  // idle connections are closed at once
+    EXPECT_TRUE(fresh.closed_by_peer());
     EXPECT_THROW(net::dial("tcp", ts.addr()), net::Error);  // no more accepting
     EXPECT_TRUE(ts.wait_served());                          // serve threw ErrServerClosed
     EXPECT_EQ(shut.try_recv(), std::nullopt);               // the in-flight request holds it

@@ -506,17 +506,19 @@ void ServerConn::serve() {
   auto deadline = [](Clock::time_point from, Clock::duration d) {
     return d > Clock::duration::zero() ? from + d : Clock::time_point{};
   };
+  const Clock::time_point accepted = Clock::now();
   bool first = true;
   for (;;) {
-    // Between requests the connection is idle: shutdown() may close it.
-    if (!first && !set_state(State::idle)) return;
-    if (first && srv->shutting.load()) return;
-    if (!first && beg == end) {
-      conn.set_read_deadline(deadline(Clock::now(), idle_timeout));
+    // Until the first byte of a request arrives the connection is new or idle, and
+    // shutdown() may close it; from then on it is active and left to finish.
+    if (!set_state(first ? State::fresh : State::idle)) return;
+    if (beg == end) {
+      conn.set_read_deadline(first ? deadline(accepted, hdr_timeout)
+                                   : deadline(Clock::now(), idle_timeout));
       if (fill() == 0) return;
     }
-    if (!set_state(State::active)) return;
-    const Clock::time_point t0 = Clock::now();
+    set_state(State::active);
+    const Clock::time_point t0 = first ? accepted : Clock::now();
     conn.set_read_deadline(deadline(t0, hdr_timeout));
     int h = read_header();
     if (h == -1 || h == -2) return;
