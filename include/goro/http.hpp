@@ -185,7 +185,9 @@ class Server {
   };
 
   explicit Server(Options opts);
-  ~Server();  // close() if serving
+  // close(), then waits until every serve() call and connection goroutine has ended (a
+  // handler blocked on something other than its connection keeps it waiting).
+  ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
@@ -206,7 +208,7 @@ class Server {
   struct Impl;  // internal
 
  private:
-  std::shared_ptr<Impl> impl_;  // shared with the connection goroutines, which may outlive *this
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace goro::http

@@ -2,8 +2,11 @@
 // fed with put() from bytes read by net::Conn, responses framed here.
 //
 // Lifetimes and invariants:
-//  - Server::Impl is shared (shared_ptr) by the Server and every connection goroutine, so a
-//    goroutine may outlive the Server object. Impl::mu (a goro::Mutex: holders may park in
+//  - Server::Impl is owned by the Server. Every serve() call and every connection goroutine
+//    is counted in Impl::users (add before it starts, done() as its very last touch of the
+//    Impl); ~Server closes everything and waits for that count, so nothing of the server
+//    runs once the destructor returns (WaitGroup allows destruction right after wait()).
+//    Impl::mu (a goro::Mutex: holders may park in
 //    Conn/Listener::close) guards `listeners`, `conns`, every ServerConn::state and the
 //    closing of `drained`. `shutting` only ever goes false -> true, under mu; it is atomic
 //    so that the response path can read it without the lock.
@@ -125,6 +128,7 @@ struct Server::Impl {
   Chan<std::monostate> drained;           // closed once shutting and conns is empty
   bool drained_closed = false;            // guarded by mu
   Chan<std::monostate> slots{nullptr};    // max_connections tokens (nil: no limit)
+  WaitGroup users;                        // serve() calls and connection goroutines
 };
 
 namespace {
@@ -186,8 +190,8 @@ class Response final : public ResponseWriter {
 struct ServerConn final : detail::BodyReader {
   enum class State { fresh, active, idle };
 
-  ServerConn(std::shared_ptr<Server::Impl> s, net::Conn c)
-      : srv(std::move(s)), conn(std::move(c)), remote(conn.remote_addr()), buf(kReadBuf) {}
+  ServerConn(Server::Impl* s, net::Conn c)
+      : srv(s), conn(std::move(c)), remote(conn.remote_addr()), buf(kReadBuf) {}
 
   void serve();
   std::size_t read(std::span<std::byte> dst) override;
@@ -199,7 +203,7 @@ struct ServerConn final : detail::BodyReader {
   bool drain();  // reads the rest of the request body (bounded); false if it did not end
   void linger_close();
 
-  std::shared_ptr<Server::Impl> srv;
+  Server::Impl* srv;
   net::Conn conn;
   std::string remote;
   State state = State::fresh;  // guarded by srv->mu
@@ -596,15 +600,15 @@ void ServerConn::serve() {
 
 Server::Server(Options opts) {
   if (!opts.handler) throw std::invalid_argument("http: Server needs a handler");
-  impl_ = std::make_shared<Impl>(std::move(opts));
+  impl_ = std::make_unique<Impl>(std::move(opts));
 }
 
 Server::~Server() {
+  // Outside a goroutine there is nothing to wait for: run() has returned and abandoned
+  // goroutines are never resumed.
   if (goroutine_id() == 0) return;
-  try {
-    close();
-  } catch (...) {
-  }
+  close();
+  impl_->users.wait();
 }
 
 const Server::Options& Server::options() const { return impl_->opts; }
@@ -616,18 +620,22 @@ void Server::listen_and_serve() {
 }
 
 void Server::serve(net::Listener& ln) {
-  std::shared_ptr<Impl> s = impl_;
+  Impl* s = impl_.get();
   {
     std::lock_guard lock(s->mu);
     if (s->shutting.load()) throw ErrServerClosed();
     s->listeners.push_back(&ln);
+    s->users.add(1);
   }
   struct Unregister {
     Impl& s;
     net::Listener* ln;
     ~Unregister() {
-      std::lock_guard lock(s.mu);
-      std::erase(s.listeners, ln);
+      {
+        std::lock_guard lock(s.mu);
+        std::erase(s.listeners, ln);
+      }
+      s.users.done();  // the last touch: ~Server may free s now
     }
   } unregister{*s, &ln};
 
@@ -663,28 +671,31 @@ void Server::serve(net::Listener& ln) {
         throw ErrServerClosed();
       }
       s->conns.insert(sc.get());
+      s->users.add(1);
     }
     go([sc = sc.release()] {
       std::unique_ptr<ServerConn> own(sc);
+      Impl* srv = own->srv;
       try {
         own->serve();
       } catch (const std::exception&) {
         // a connection error (timeout, reset, closed by shutdown): the connection ends
       }
       own->conn.close();
-      std::shared_ptr<Impl> srv = own->srv;
       {
         std::lock_guard lock(srv->mu);
         srv->conns.erase(own.get());
+        own.reset();
+        srv->release_slot();
         srv->maybe_drained_locked();
       }
-      srv->release_slot();
+      srv->users.done();  // the last touch: ~Server may free srv now
     });
   }
 }
 
 void Server::shutdown(const Context& ctx) {
-  std::shared_ptr<Impl> s = impl_;
+  Impl* s = impl_.get();
   {
     std::lock_guard lock(s->mu);
     s->begin_shutdown_locked();
@@ -699,7 +710,7 @@ void Server::shutdown(const Context& ctx) {
 }
 
 void Server::close() {
-  std::shared_ptr<Impl> s = impl_;
+  Impl* s = impl_.get();
   std::lock_guard lock(s->mu);
   s->begin_shutdown_locked();
   for (ServerConn* c : s->conns) c->conn.close();
