@@ -696,3 +696,37 @@ TEST(Http, Http10ClosesAfterTheResponse) {
     EXPECT_TRUE(k.closed_by_peer());
   });
 }
+
+TEST(Http, IdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
+  run([] {
+    TestServer ts({.handler = hello, .idle_timeout = 200ms});
+    Client c(ts.addr());
+    c.send(get("/"));
+    ASSERT_EQ(c.recv()->status, 200);
+    auto idle_from = goro::Clock::now();  // the server's idle wait starts after this response
+    EXPECT_TRUE(c.closed_by_peer());
+    EXPECT_GE(goro_test::since(idle_from), 150ms);
+  });
+}
+
+TEST(Http, MalformedRequestsGet400) {
+  run([] {
+    std::atomic<int> calls{0};
+    TestServer ts({.handler = [&](http::ResponseWriter& w, http::Request& r) {
+      ++calls;
+      hello(w, r);
+    }});
+    for (std::string bad :
+         {std::string("GET / HTTP/1.1\r\n\r\n"),  // no Host
+          std::string("BLAH\r\n\r\n"), std::string("GET / HTTP/1.1\r\nHost t\r\n\r\n"),
+          std::string("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n")}) {
+      Client c(ts.addr());
+      c.send(bad);
+      auto r = c.recv();
+      ASSERT_TRUE(r) << bad;
+      EXPECT_EQ(r->status, 400) << bad;
+      EXPECT_TRUE(c.closed_by_peer());
+    }
+    EXPECT_EQ(calls.load(), 0);
+  });
+}
