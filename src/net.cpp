@@ -211,17 +211,22 @@ class CtxWatch {
     if (ctx == nullptr) return;
     RecvChan<std::monostate> done = ctx->done();
     if (done == RecvChan<std::monostate>()) return;  // background: never ends
-    active_ = true;
     wg_.add(1);
-    goro::go([this, done, pd] {
-      goro::select(goro::on_recv(done,
-                                 [&](std::optional<std::monostate>) {
-                                   fired_.store(true, std::memory_order_release);
-                                   poll_evict(pd);
-                                 }),
-                   goro::on_recv(stop_));
-      wg_.done();  // the last touch of *this
-    });
+    try {
+      goro::go([this, done, pd] {
+        goro::select(goro::on_recv(done,
+                                   [&](std::optional<std::monostate>) {
+                                     fired_.store(true, std::memory_order_release);
+                                     poll_evict(pd);
+                                   }),
+                     goro::on_recv(stop_));
+        wg_.done();  // the last touch of *this
+      });
+    } catch (...) {
+      wg_.done();
+      throw;
+    }
+    active_ = true;
   }
   // Joins the helper; true if it evicted the socket (the context ended).
   bool finish() {
@@ -489,28 +494,27 @@ std::pair<std::size_t, std::string> PacketConn::read_from(std::span<std::byte> b
 }
 
 std::size_t PacketConn::write_to(std::span<const std::byte> buf, std::string_view address) {
-  Op op(fd_, &NetFd::wmu, "write");
+  if (fd_ == nullptr || fd_->is_closing()) {
+    throw Closed(fd_ == nullptr ? "write" : detail::context_of(fd_, "write"));
+  }
+  // Resolved before taking the socket: a slow lookup must not hold up a close().
   const detail::Network n = detail::parse_network(fd_->network, {detail::NetKind::udp});
   const std::string context = detail::op_context("write", n.name, fd_->laddr, address);
   // The socket's family decides which resolved address fits (a dual-stack socket takes
   // IPv4 addresses as v4-mapped v6).
-  sockaddr_storage own{};
-  socklen_t own_len = sizeof own;
-  if (::getsockname(fd_->sysfd, reinterpret_cast<sockaddr*>(&own), &own_len) != 0) {
-    detail::throw_errno(errno, context, "getsockname");
-  }
   std::optional<detail::SockAddr> to;
   for (const detail::SockAddr& a : detail::resolve(n, address, "write")) {
-    if (a.family() == own.ss_family) {
+    if (a.family() == fd_->family) {
       to = a;
       break;
     }
-    if (own.ss_family == AF_INET6 && a.family() == AF_INET && !to) to = detail::to_v6_mapped(a);
+    if (fd_->family == AF_INET6 && a.family() == AF_INET && !to) to = detail::to_v6_mapped(a);
   }
   if (!to) {
     throw Error(std::errc::address_family_not_supported,
                 context + ": address family not supported by this socket");
   }
+  Op op(fd_, &NetFd::wmu, "write");
   detail::prepare(fd_, PollMode::write, "write");
   for (;;) {
     const ssize_t k = ::sendto(fd_->sysfd, buf.data(), buf.size(), MSG_NOSIGNAL, to->sa(), to->len);
@@ -586,7 +590,9 @@ PacketConn listen_packet(std::string_view network, std::string_view address) {
   detail::FdGuard s(detail::new_socket(a.family(), SOCK_DGRAM, context));
   detail::set_v6only(s.get(), n, a.family(), context);
   if (::bind(s.get(), a.sa(), a.len) != 0) detail::throw_errno(errno, context, "bind");
-  return PacketConn(detail::new_netfd(s, n.name, detail::local_addr_of(s.get()), "", context));
+  NetFd* f = detail::new_netfd(s, n.name, detail::local_addr_of(s.get()), "", context);
+  f->family = a.family();
+  return PacketConn(f);
 }
 
 Conn dial(std::string_view network, std::string_view address) {
@@ -620,18 +626,26 @@ std::size_t read_full(Conn& c, std::span<std::byte> buf) {
   return got;
 }
 
-void wait_readable(int fd, Clock::time_point deadline) {
-  if (detail::poll_wait_fd(fd, PollMode::read, detail::to_deadline_ns(deadline)) ==
-      detail::PollResult::timeout) {
-    throw Timeout("wait_readable fd " + std::to_string(fd));
+namespace {
+void wait_fd(int fd, PollMode mode, Clock::time_point deadline, const char* op) {
+  detail::PollResult r;
+  try {
+    r = detail::poll_wait_fd(fd, mode, detail::to_deadline_ns(deadline));
+  } catch (const std::system_error& e) {  // epoll_ctl refused the fd (EPERM, EBADF)
+    detail::throw_errno(e.code().value(), std::string(op) + " fd " + std::to_string(fd),
+                        "epoll_ctl");
   }
+  if (r == detail::PollResult::timeout)
+    throw Timeout(std::string(op) + " fd " + std::to_string(fd));
+}
+}  // namespace
+
+void wait_readable(int fd, Clock::time_point deadline) {
+  wait_fd(fd, PollMode::read, deadline, "wait_readable");
 }
 
 void wait_writable(int fd, Clock::time_point deadline) {
-  if (detail::poll_wait_fd(fd, PollMode::write, detail::to_deadline_ns(deadline)) ==
-      detail::PollResult::timeout) {
-    throw Timeout("wait_writable fd " + std::to_string(fd));
-  }
+  wait_fd(fd, PollMode::write, deadline, "wait_writable");
 }
 
 }  // namespace net

@@ -188,7 +188,8 @@ std::vector<SockAddr> lookup(std::string_view op, const Network& net, std::strin
   addrinfo hints{};
   hints.ai_family = net.family;
   hints.ai_socktype = net.kind == NetKind::udp ? SOCK_DGRAM : SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
+  // No AI_ADDRCONFIG: on a host with loopback only it would make "localhost" fail. An
+  // address of a family the host cannot reach fails fast and dial tries the next one.
   addrinfo* res = nullptr;
   int rc = 0;
   int err = 0;

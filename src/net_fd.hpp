@@ -56,6 +56,7 @@ struct NetFd {
   const std::string laddr;
   const std::string raddr;
   std::string unlink_path;  // a Unix listener's socket file; set before the NetFd is shared
+  int family = AF_UNSPEC;   // a PacketConn's address family; set before the NetFd is shared
   std::atomic<std::uint64_t> state{0};
   Chan<std::monostate> closed{nullptr};  // see the header comment
   Mutex rmu;
