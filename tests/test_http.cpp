@@ -551,7 +551,14 @@ TEST(Http, HandlerExceptionGives500AndTheServerGoesOn) {
       throw std::runtime_error("kaboom");
     });
     mux.handle("/ok", hello);
+    mux.handle("/backend", [](http::ResponseWriter&, http::Request&) {
+      // A socket error of the handler's own (not its client's connection) is a failure too.
+      throw net::Error(std::errc::connection_refused, "dial tcp 127.0.0.1:1: connection refused");
+    });
     TestServer ts({.handler = mux.handler()});
+    Client b(ts.addr());
+    b.send(get("/backend"));
+    EXPECT_EQ(b.recv()->status, 500);
     Client c(ts.addr());
     c.send(get("/boom"));
     auto r = c.recv();
@@ -561,9 +568,10 @@ TEST(Http, HandlerExceptionGives500AndTheServerGoesOn) {
     EXPECT_EQ(r->body.find("partial"), std::string::npos);
     EXPECT_TRUE(c.closed_by_peer());
     auto log = ts.log();
-    ASSERT_EQ(log.size(), 1u);
-    EXPECT_NE(log[0].find("http: panic serving"), std::string::npos) << log[0];
-    EXPECT_NE(log[0].find("kaboom"), std::string::npos) << log[0];
+    ASSERT_EQ(log.size(), 2u);
+    EXPECT_NE(log[0].find("connection refused"), std::string::npos) << log[0];
+    EXPECT_NE(log[1].find("http: panic serving"), std::string::npos) << log[1];
+    EXPECT_NE(log[1].find("kaboom"), std::string::npos) << log[1];
 
     Client c2(ts.addr());
     c2.send(get("/ok"));

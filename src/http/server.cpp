@@ -198,6 +198,7 @@ struct ServerConn final : detail::BodyReader {
 
   bool set_state(State st);  // false: the server is shutting down and this conn is not active
   std::size_t fill();
+  void write(std::string_view s);  // conn.write, noting a failure of the connection
   int read_header();  // 0 ok, -1 end of stream between requests, -2 cut short, else a status
   void reply_and_close(int status, std::string_view extra = {});
   bool drain();  // reads the rest of the request body (bounded); false if it did not end
@@ -218,13 +219,14 @@ struct ServerConn final : detail::BodyReader {
   bool sent_continue = false;
   bool body_failed = false;  // malformed or too long: the connection cannot be reused
   bool body_malformed = false;
+  bool conn_failed = false;  // a read or write of this connection threw
   std::int64_t body_read = 0;
 };
 
 namespace {
 
 void Response::send(std::string_view s) {
-  if (!s.empty()) c_.conn.write(s);
+  if (!s.empty()) c_.write(s);
 }
 
 void Response::frame(std::string& out, std::string_view s) const {
@@ -335,7 +337,7 @@ std::string Response::build_head(bool final) {
     auto left = c.parser->content_length_remaining();
     if (final && (!left || static_cast<std::int64_t>(*left) > kMaxDrain)) close_ = true;
   }
-  if (hdr_.get("Connection") == "close") close_ = true;
+  if (detail::iequals(hdr_.get("Connection"), "close")) close_ = true;
   hdr_.del("Connection");
   if (close_) {
     hdr_.set("Connection", "close");
@@ -383,9 +385,24 @@ std::size_t ServerConn::fill() {
     end -= beg;
     beg = 0;
   }
-  std::size_t n = conn.read(buf.data() + end, buf.size() - end);
+  std::size_t n;
+  try {
+    n = conn.read(buf.data() + end, buf.size() - end);
+  } catch (const net::Error&) {
+    conn_failed = true;
+    throw;
+  }
   end += n;
   return n;
+}
+
+void ServerConn::write(std::string_view s) {
+  try {
+    conn.write(s);
+  } catch (const net::Error&) {
+    conn_failed = true;
+    throw;
+  }
 }
 
 int ServerConn::read_header() {
@@ -420,7 +437,7 @@ std::size_t ServerConn::read(std::span<std::byte> dst) {
   if (body_malformed) throw net::Error(std::errc::protocol_error, "http: malformed request body");
   if (!parser || parser->is_done() || dst.empty()) return 0;
   if (expect_continue && !sent_continue && resp != nullptr && !resp->head_sent()) {
-    conn.write("HTTP/1.1 100 Continue\r\n\r\n");
+    write("HTTP/1.1 100 Continue\r\n\r\n");
     sent_continue = true;
   }
   for (;;) {
@@ -453,7 +470,7 @@ std::size_t ServerConn::read(std::span<std::byte> dst) {
       if (n > 0) continue;
     }
     if (fill() == 0) {
-      body_failed = true;
+      body_failed = conn_failed = true;
       throw net::Error("unexpected EOF");
     }
   }
@@ -568,16 +585,19 @@ void ServerConn::serve() {
       o.handler(w, req);
     } catch (const MaxBytesError&) {
       fail_status = 413;
-    } catch (const net::Error& e) {
-      // The connection failed (or the body was malformed): nothing to log, as in Go.
-      if (!body_malformed) {
+    } catch (const std::exception& e) {
+      // The client went away or timed out: nothing to log or answer, as in Go. (A net::Error
+      // from the handler's own sockets is a failure like any other.)
+      if (conn_failed) {
         resp = nullptr;
         return;
       }
-      fail_status = 400;
-    } catch (const std::exception& e) {
-      srv->log("http: panic serving " + remote + ": " + e.what());
-      fail_status = 500;
+      if (body_malformed) {
+        fail_status = 400;
+      } else {
+        srv->log("http: panic serving " + remote + ": " + e.what());
+        fail_status = 500;
+      }
     } catch (...) {
       srv->log("http: panic serving " + remote + ": unknown exception");
       fail_status = 500;
