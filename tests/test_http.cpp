@@ -738,3 +738,41 @@ TEST(Http, MalformedRequestsGet400) {
     EXPECT_EQ(calls.load(), 0);
   });
 }
+
+TEST(Http, ReadAndWriteTimeoutsReachTheHandlerAsNetTimeout) {
+  run([] {
+    goro::Chan<std::string> seen(2);
+    http::ServeMux mux;
+    mux.handle("/upload", [&](http::ResponseWriter&, http::Request& r) {
+      try {
+        r.read_all();
+      } catch (const net::Timeout&) {
+        seen.send("read timeout");
+        throw;
+      }
+    });
+    mux.handle("/download", [&](http::ResponseWriter& w, http::Request&) {
+      std::string piece(64 << 10, 'x');
+      try {
+        for (;;) w.write(piece);  // the client never reads: the socket buffers fill up
+      } catch (const net::Timeout&) {
+        seen.send("write timeout");
+        throw;
+      }
+    });
+    TestServer ts({.handler = mux.handler(), .read_timeout = 300ms, .write_timeout = 300ms});
+    Client up(ts.addr());
+    up.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part");
+    Client down(ts.addr());
+    down.send(get("/download"));
+    std::vector<std::string> got;
+    for (int i = 0; i < 2; ++i) {
+      goro::select(goro::on_recv(seen, [&](std::optional<std::string> s) { got.push_back(*s); }),
+                   goro::on_recv(goro::after(10s), [&](auto) { got.push_back("none"); }));
+    }
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<std::string>{"read timeout", "write timeout"}));
+    EXPECT_TRUE(up.closed_by_peer());
+    EXPECT_TRUE(ts.log().empty());  // the client's own connection failing is not logged
+  });
+}
