@@ -115,11 +115,14 @@ class Request {
 };
 
 // How a handler answers (Go's http.ResponseWriter). Headers are sent with the first flush
-// of the body (or when the handler returns); later header() changes are ignored.
+// of the body (or when the handler returns); later header() changes are ignored. Like the
+// Request, it is valid only during the handler call and is not safe for concurrent use.
 class ResponseWriter {
  public:
   virtual Header& header() = 0;
   // Status for the response (once; later calls are ignored). write() without it means 200.
+  // 1xx statuses are ignored (the server sends "100 Continue" itself); outside 100..999
+  // throws std::invalid_argument.
   virtual void write_header(int status) = 0;
   // Buffers up to 4 KiB, then sends. A handler that set Content-Length must write exactly
   // that many bytes (more throws std::length_error); otherwise a response that outgrows the

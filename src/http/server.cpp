@@ -147,6 +147,7 @@ class Response final : public ResponseWriter {
     if (status_ != 0) return;
     if (status < 100 || status > 999)
       throw std::invalid_argument("http: invalid status code " + std::to_string(status));
+    if (status < 200) return;  // informational responses are not supported: not final
     status_ = status;
   }
   std::size_t write(std::span<const std::byte> data) override;
