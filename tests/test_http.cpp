@@ -776,3 +776,38 @@ TEST(Http, ReadAndWriteTimeoutsReachTheHandlerAsNetTimeout) {
     EXPECT_TRUE(ts.log().empty());  // the client's own connection failing is not logged
   });
 }
+
+TEST(Http, RequestContextEndsWhenTheClientHangsUpOrTheHandlerReturns) {
+  run([] {
+    goro::Chan<std::string> seen(4);
+    goro::Chan<goro::Context> kept(1);
+    http::ServeMux mux;
+    mux.handle("/wait", [&](http::ResponseWriter& w, http::Request& r) {
+      std::size_t which =
+          goro::select(goro::on_recv(r.context().done()), goro::on_recv(goro::after(10s)));
+      seen.send(which == 0 ? "cancelled" : "not cancelled");
+      w.write("late");
+    });
+    mux.handle("/quick", [&](http::ResponseWriter& w, http::Request& r) {
+      EXPECT_FALSE(r.context().cancelled());
+      kept.try_send(r.context());  // the first one
+      w.write(r.read_all());
+    });
+    TestServer ts({.handler = mux.handler()});
+    {
+      Client c(ts.addr());
+      c.send(get("/wait"));
+    }  // hangs up while the handler waits
+    EXPECT_EQ(seen.recv(), "cancelled");
+
+    Client c(ts.addr());  // pipelined requests with bodies still go through the background read
+    c.send(post("/quick", "one") + post("/quick", "two"));
+    EXPECT_EQ(c.recv()->body, "one");
+    EXPECT_EQ(c.recv()->body, "two");
+    auto ctx = kept.recv();
+    ASSERT_TRUE(ctx);
+    EXPECT_TRUE(ctx->cancelled());  // the handler returned
+    c.send(get("/quick"));
+    EXPECT_EQ(c.recv()->status, 200);
+  });
+}

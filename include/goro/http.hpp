@@ -107,11 +107,16 @@ class Request {
   // A wildcard of the ServeMux pattern that matched ("" if there is none of that name).
   std::string_view path_value(std::string_view name) const;
   void set_path_value(std::string_view name, std::string_view value);
+  // Go's r.Context(): cancelled when the client's connection closes (seen once the body has
+  // been read), when the server is closed, and when the handler returns.
+  const Context& context() const { return ctx_; }
+  void set_context(Context ctx) { ctx_ = std::move(ctx); }
 
   detail::BodyReader* body = nullptr;  // nullptr: no body (the server sets it)
 
  private:
   std::vector<std::pair<std::string, std::string>> path_values_;
+  Context ctx_ = Context::background();
 };
 
 // How a handler answers (Go's http.ResponseWriter). Headers are sent with the first flush

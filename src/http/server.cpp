@@ -221,6 +221,15 @@ struct ServerConn final : detail::BodyReader {
   bool body_failed = false;  // malformed or too long: the connection cannot be reused
   bool body_malformed = false;
   bool conn_failed = false;  // a read or write of this connection threw
+
+  // Go's background read: once the request body is consumed, a goroutine waits for one
+  // byte so that a client that hangs up cancels the request's context. It alone touches
+  // conn's read side and buf until stop_background_read() has received from bg_done.
+  void start_background_read();
+  void stop_background_read() noexcept;
+  std::function<void()> cancel_ctx;  // the current request's
+  bool bg_active = false;
+  Chan<std::monostate> bg_done{nullptr};
   std::int64_t body_read = 0;
 };
 
@@ -458,6 +467,7 @@ std::size_t ServerConn::read(std::span<std::byte> dst) {
         throw net::Error(std::errc::protocol_error,
                          "http: malformed request body: " + ec.message());
       }
+      if (parser->is_done()) start_background_read();
       if (got > 0) {
         body_read += static_cast<std::int64_t>(got);
         std::int64_t max = srv->opts.max_body_bytes;
@@ -517,6 +527,50 @@ void ServerConn::linger_close() {
   } catch (const net::Error&) {
   }
   conn.close();
+}
+
+void ServerConn::start_background_read() {
+  if (bg_active || !cancel_ctx) return;
+  bg_active = true;
+  bg_done = Chan<std::monostate>(1);
+  try {
+    conn.set_read_deadline({});
+  } catch (const net::Error&) {
+  }
+  go([this] {
+    char byte = 0;
+    bool hung_up = false;
+    try {
+      if (conn.read(&byte, 1) == 1) {
+        // The next pipelined request has begun: keep its byte after the buffered ones.
+        if (end == buf.size()) buf.resize(buf.size() + 1);
+        buf[end++] = byte;
+      } else {
+        hung_up = true;
+      }
+    } catch (const net::Timeout&) {
+      // stop_background_read() moved the deadline: the request is over, not the client
+    } catch (...) {
+      hung_up = true;  // reset, or closed by Server::close()
+    }
+    if (hung_up) cancel_ctx();
+    bg_done.send({});
+  });
+}
+
+void ServerConn::stop_background_read() noexcept {
+  if (bg_active) {
+    try {
+      conn.set_read_deadline(Clock::time_point(Clock::duration(1)));  // long past
+    } catch (...) {
+    }
+    bg_done.recv();
+    bg_active = false;
+  }
+  if (cancel_ctx) {
+    cancel_ctx();
+    cancel_ctx = nullptr;
+  }
 }
 
 void ServerConn::serve() {
@@ -579,6 +633,16 @@ void ServerConn::serve() {
     body_read = 0;
     req.body = parser->is_done() ? nullptr : this;
 
+    auto [ctx, cancel] = with_cancel(Context::background());
+    req.set_context(ctx);
+    cancel_ctx = std::move(cancel);
+    // Ends the background read and cancels the context on every way out of this request.
+    struct StopBackground {
+      ServerConn& c;
+      ~StopBackground() { c.stop_background_read(); }
+    } stop_bg{*this};
+    if (parser->is_done()) start_background_read();
+
     Response w(*this, req.method == "HEAD", msg.version() >= 11);
     resp = &w;
     int fail_status = 0;
@@ -604,11 +668,13 @@ void ServerConn::serve() {
       fail_status = 500;
     }
     if (fail_status != 0) {
+      stop_background_read();  // before reply_and_close reads the connection
       // Go recovers the panic and closes the connection; a response already under way is cut.
       resp = nullptr;
       if (w.head_sent()) return;
       return reply_and_close(fail_status);
     }
+    stop_background_read();  // the handler returned: its context ends, buf is ours again
     w.finish();
     resp = nullptr;
     if (w.must_close() || !drain()) {
