@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config    # toolchain
   libboost-context-dev                # context switch (Boost.Context fcontext)
+  libboost-dev                        # goro::http: Boost.Beast's HTTP parser (header-only)
   libgtest-dev                        # GoogleTest
   libsqlite3-dev sqlite3              # registrar: the embedded database
   libcli11-dev                        # registrar: command line
