@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one list of goro's Debian dependencies. Installs only what is missing.
 #   scripts/install-deps.sh          build + test dependencies
-#   scripts/install-deps.sh bench    also the benchmark dependencies (Go, gnuplot)
+#   scripts/install-deps.sh bench    also the benchmark dependencies (Go, gnuplot, wrk)
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config    # toolchain
@@ -17,7 +17,7 @@ packages=(
   libhiredis-dev                      # examples/redis_clients: a C client on goro::net::wait_readable
 )
 if [ "${1:-}" = bench ]; then
-  packages+=(golang-go gnuplot-nox)
+  packages+=(golang-go gnuplot-nox wrk)
 fi
 missing=()
 for p in "${packages[@]}"; do
