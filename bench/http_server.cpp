@@ -37,6 +37,6 @@ int main(int argc, char** argv) {
         goro::http::Server srv({.handler = mux.handler()});
         srv.serve(ln);
       },
-      goro::Options{.procs = procs, .handle_sigquit = true});
+      goro::Options{.procs = procs});
   return 0;
 }
