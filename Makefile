@@ -41,6 +41,7 @@ bench:
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
 	bash bench/run.sh build/release/bench/goro_bench $(PROCS)
+	bash bench/http.sh build/release/bench/goro_http_server build/release/bench/go_bench $(PROCS)
 
 format:
 	git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format -i

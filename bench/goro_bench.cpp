@@ -16,8 +16,10 @@
 #include <cstring>
 #include <fstream>
 #include <goro/goro.hpp>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -332,6 +334,69 @@ Result idle_cpu() {
   return {elapsed, 1, extra};
 }
 
+// ---- echo over loopback TCP: goroutine per connection, as a Go programmer writes it ----
+
+// Accepts on a loopback port and echoes every connection on its own goroutine until the
+// listener is closed (the returned handle; closing it ends the acceptor).
+std::shared_ptr<goro::net::Listener> echo_server() {
+  auto ln = std::make_shared<goro::net::Listener>(goro::net::listen("tcp", "127.0.0.1:0"));
+  goro::go([ln] {
+    for (;;) {
+      goro::net::Conn c;
+      try {
+        c = ln->accept();
+      } catch (const goro::net::Error&) {
+        return;  // closed
+      }
+      goro::go([c = std::move(c)]() mutable {
+        std::byte buf[4096];
+        try {
+          while (std::size_t n = c.read(buf)) c.write(std::span<const std::byte>(buf, n));
+        } catch (const goro::net::Error&) {
+        }
+      });
+    }
+  });
+  return ln;
+}
+
+// Sends a 64-byte message and reads the echo back, n times, on one connection.
+void echo_round_trips(const std::string& addr, int n) {
+  goro::net::Conn c = goro::net::dial("tcp", addr);
+  std::byte msg[64] = {};
+  std::byte back[64];
+  for (int i = 0; i < n; ++i) {
+    msg[0] = static_cast<std::byte>(i);
+    c.write(std::span<const std::byte>(msg));
+    check(goro::net::read_full(c, back) == sizeof back, "echo length");
+    check(back[0] == static_cast<std::byte>(i), "echo content");
+  }
+}
+
+Result echo_pingpong() {
+  constexpr int n = 50'000;
+  auto ln = echo_server();
+  auto start = Clock::now();
+  echo_round_trips(ln->addr(), n);
+  auto elapsed = Clock::now() - start;
+  ln->close();
+  return {elapsed, n};
+}
+
+Result echo_1k() {
+  constexpr int conns = 1000;
+  constexpr int each = 100;
+  auto ln = echo_server();
+  const std::string addr = ln->addr();
+  goro::WaitGroup wg;
+  auto start = Clock::now();
+  for (int i = 0; i < conns; ++i) wg.go([&addr] { echo_round_trips(addr, each); });
+  wg.wait();
+  auto elapsed = Clock::now() - start;
+  ln->close();
+  return {elapsed, conns * each};
+}
+
 // park_1m comes first so that its memory measurement starts from a process that has not
 // created goroutines yet.
 constexpr Benchmark kBenchmarks[] = {
@@ -348,6 +413,8 @@ constexpr Benchmark kBenchmarks[] = {
     {"yield", yield},
     {"bulk_register", bulk_register},
     {"idle_cpu", idle_cpu},
+    {"echo_pingpong", echo_pingpong},
+    {"echo_1k", echo_1k},
 };
 
 // Up to three repetitions (stopping once one took more than a second); the median ns/op

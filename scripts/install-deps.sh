@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The one list of goro's Debian dependencies. Installs only what is missing.
 #   scripts/install-deps.sh          build + test dependencies
-#   scripts/install-deps.sh bench    also the benchmark dependencies (Go, gnuplot)
+#   scripts/install-deps.sh bench    also the benchmark dependencies (Go, gnuplot, wrk)
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config    # toolchain
   libboost-context-dev                # context switch (Boost.Context fcontext)
+  libboost-dev                        # goro::http: Boost.Beast's HTTP parser (header-only)
   libgtest-dev                        # GoogleTest
   libsqlite3-dev sqlite3              # registrar: the embedded database
   libcli11-dev                        # registrar: command line
@@ -16,7 +17,7 @@ packages=(
   libhiredis-dev                      # examples/redis_clients: a C client on goro::net::wait_readable
 )
 if [ "${1:-}" = bench ]; then
-  packages+=(golang-go gnuplot-nox)
+  packages+=(golang-go gnuplot-nox wrk)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"sort"
@@ -423,6 +424,7 @@ func measure(fn func() result) (float64, string) {
 
 func main() {
 	procs := runtime.NumCPU()
+	serveAddr := ""
 	var filter []string
 	args := os.Args[1:]
 	for i := 0; i < len(args); i++ {
@@ -442,13 +444,16 @@ func main() {
 				os.Exit(2)
 			}
 			procs = p
+		case a == "--serve-http" && i+1 < len(args):
+			serveAddr = args[i+1]
+			i++
 		case a == "--list":
 			for _, b := range benchmarks {
 				fmt.Println(b.name)
 			}
 			return
 		case strings.HasPrefix(a, "-"):
-			fmt.Fprintf(os.Stderr, "usage: go_bench [--procs N] [--list] [name...]\n")
+			fmt.Fprintf(os.Stderr, "usage: go_bench [--procs N] [--list] [--serve-http ADDR] [name...]\n")
 			os.Exit(2)
 		default:
 			filter = append(filter, a)
@@ -465,6 +470,10 @@ func main() {
 		}
 	}
 	runtime.GOMAXPROCS(procs)
+	if serveAddr != "" {
+		serveHTTP(serveAddr)
+		return
+	}
 	for _, b := range benchmarks {
 		selected := len(filter) == 0
 		for _, f := range filter {
@@ -559,4 +568,22 @@ func echoThousand() result {
 	}
 	wg.Wait()
 	return result{time.Since(start), conns * each, "-"}
+}
+
+// serveHTTP is the Go side of bench/http.sh: the hello-world handler on net/http, as the
+// goro side (bench/http_server.cpp) has it. Prints "listening on ADDR", serves until killed.
+func serveHTTP(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "go_bench:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("hello, world\n"))
+	})
+	fmt.Fprintln(os.Stderr, http.Serve(ln, mux))
+	os.Exit(1)
 }
