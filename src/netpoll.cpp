@@ -428,9 +428,9 @@ std::int64_t netpoll_waiters() noexcept {
 
 int netpoll(std::int64_t delay_ns, G** out, int max) noexcept {
   Poller* pl = g_poller.load(std::memory_order_acquire);
-  if (pl == nullptr || max <= 0) return 0;
+  if (pl == nullptr || max < 2) return 0;
   epoll_event events[128];
-  const int cap = max < 128 ? max : 128;
+  const int cap = max / 2 < 128 ? max / 2 : 128;  // an event may ready a reader and a writer
   timespec ts;
   const timespec* timeout = nullptr;
   if (delay_ns >= 0) {
