@@ -39,8 +39,9 @@ enum class LockRank : std::uint8_t {
   wait_table,  // a SemaBucket::mu of the sync objects' wait table (one at a time)
   context,     // a Context's or an ErrGroup's state
   sched,       // Runtime::sched_mu (global run queue, idle list)
-  stack_pool,  // StackPool::mu_
-  timer_heap,  // the timer heap
+  stack_pool,     // StackPool::mu_
+  timer_pending,  // the heap of timers armed while no run is active
+  timer_heap,     // a run's timer heap (Runtime::timers)
   leaf,        // takes no other lock while held (fatal state)
 };
 
