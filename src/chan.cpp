@@ -29,7 +29,9 @@ void destroy_chan(ChanCore* c) GORO_NO_TSA {
 }  // namespace
 
 bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) {
-  if (ChanWaiter* sender = c->sendq.dequeue()) {
+  if (ChanWaiter* sender = c->sendq.dequeue(c)) {
+    sender->belongs_to(c);
+    sender->success = true;
     *received = true;
     if (c->cap == 0) {
       done->move_from = sender;  // straight from the sender's stack, after unlocking
@@ -41,7 +43,6 @@ bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) {
     destroy_elem(c->ops, head);
     move_elem(c->ops, head, sender->slot);
     c->head = (c->head + 1) % c->cap;
-    sender->success = true;
     done->wake = sender->g;
     return true;
   }
@@ -67,7 +68,9 @@ bool send_locked(ChanCore* c, void* value, bool* closed, Completion* done) {
     return true;
   }
   *closed = false;
-  if (ChanWaiter* receiver = c->recvq.dequeue()) {
+  if (ChanWaiter* receiver = c->recvq.dequeue(c)) {
+    receiver->belongs_to(c);
+    receiver->success = true;  // the value moves after the unlock, before ready()
     done->move_to = receiver;
     return true;
   }
@@ -129,7 +132,7 @@ void chan_send(ChanCore* c, void* value) {
   w.chan = c;
   w.slot = value;
   w.is_send = true;
-  c->sendq.push_back(&w);
+  c->sendq.push_back(c, &w);
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
   chan_ref(c);  // a parked goroutine keeps its channel alive, even if it only had a reference
@@ -137,7 +140,7 @@ void chan_send(ChanCore* c, void* value) {
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
   chan_unref(c);
-  if (!w.success) throw ClosedChannel("send on closed channel");
+  if (!w.success_after_wake()) throw ClosedChannel("send on closed channel");
 }
 
 bool chan_recv(ChanCore* c, void* out) {
@@ -156,7 +159,7 @@ bool chan_recv(ChanCore* c, void* out) {
   w.g = g;
   w.chan = c;
   w.slot = out;
-  c->recvq.push_back(&w);
+  c->recvq.push_back(c, &w);
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
   chan_ref(c);
@@ -164,7 +167,7 @@ bool chan_recv(ChanCore* c, void* out) {
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
   chan_unref(c);
-  return w.success;
+  return w.success_after_wake();
 }
 
 bool chan_try_send(ChanCore* c, void* value) {
@@ -205,18 +208,21 @@ void chan_close(ChanCore* c) {
     c->closed = true;
     // Collect every waiter (linked through `next`, which dequeue() cleared).
     ChanWaiter** tail = &woken;
-    while (ChanWaiter* w = c->recvq.dequeue()) {
+    while (ChanWaiter* w = c->recvq.dequeue(c)) {
+      w->belongs_to(c);
+      w->success = false;
       *tail = w;
       tail = &w->next;
     }
-    while (ChanWaiter* w = c->sendq.dequeue()) {
+    while (ChanWaiter* w = c->sendq.dequeue(c)) {
+      w->belongs_to(c);
+      w->success = false;
       *tail = w;
       tail = &w->next;
     }
   }
   while (woken != nullptr) {
     ChanWaiter* next = woken->next;  // read before ready(): the waiter's stack may run
-    woken->success = false;
     ready(woken->g);
     woken = next;
   }
@@ -239,9 +245,9 @@ void detach_chan_waiters(G* g) noexcept {
       LockGuard guard(w->chan->mu);
       if (w->enqueued) {
         if (w->is_send) {
-          w->chan->sendq.remove(w);
+          w->chan->sendq.remove(w->chan, w);
         } else {
-          w->chan->recvq.remove(w);
+          w->chan->recvq.remove(w->chan, w);
         }
       }
     }

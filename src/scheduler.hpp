@@ -59,13 +59,18 @@ struct G {
   // never used reads 0), so spawning and exiting take no shared lock.
   std::atomic<std::uint32_t> live_magic{0};
   // Channel waiters this goroutine is parked on (its stack), for detaching abandoned ones.
+  // Owned by the goroutine (no lock: only it writes them, while running); the end of run
+  // reads them once every worker has been joined.
   ChanWaiter* chan_waiters = nullptr;
   std::uint32_t chan_waiter_count = 0;
   // The C++ runtime's per-thread exception state (caught-exception stack, uncaught count),
   // saved while the goroutine is off its worker: it may park inside a catch block or a
   // destructor run by unwinding, and resume on another thread.
   EhState eh;
-  // select: 0 until a waker claims this goroutine's select; then the winning waiter.
+  // select: 0 until a waker claims this goroutine's select; then the winning waiter. Not
+  // lock-guarded: the goroutine resets both before it enqueues its waiters, the one waker
+  // whose CAS wins select_done writes select_winner (chan.hpp's claim_select), and the
+  // goroutine reads it after it is resumed (select_winner_after_wake).
   std::atomic<std::uint32_t> select_done{0};
   ChanWaiter* select_winner = nullptr;
 };

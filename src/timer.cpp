@@ -34,6 +34,15 @@ void unlock_heap_and_wake(void* heap) GORO_NO_TSA {
   wake_for_timer();
 }
 
+// Parks the sleeping goroutine, releasing h.mu on the scheduler after the switch. Once the
+// lock is released the timer may fire on another worker and the sleeper run on, so the
+// step must not read anything on the sleeper's stack: whether to wake a worker is chosen
+// here, by picking the function, and the argument is the heap itself (the run's, alive
+// until every worker has left).
+void park_on_heap(TimerHeap& h, bool first) GORO_RELEASE(h.mu) GORO_NO_TSA {
+  park(WaitReason::sleep, first ? &unlock_heap_and_wake : &unlock_heap, &h);
+}
+
 // The channel's on_last_user hook: its last user handle is gone, so nobody can receive what
 // t would deliver. Stop t and drop the channel's reference to it (Go 1.23 collects such
 // timers the same way). Runs inside chan_unref, from any thread, with no runtime lock held;
@@ -241,8 +250,7 @@ bool timer_reset(TimerNode* t, Clock::duration first, Clock::duration period) {
 
 namespace goro {
 
-// Parks holding the heap lock, which the scheduler releases (no static analysis across park).
-void sleep(Clock::duration d) GORO_NO_TSA {
+void sleep(Clock::duration d) {
   detail::require_goroutine("goro::sleep");
   if (d <= Clock::duration::zero()) return;
   detail::TimerNode node;
@@ -255,13 +263,7 @@ void sleep(Clock::duration d) GORO_NO_TSA {
   h.mu.lock();
   bool first = false;
   h.add(&node, detail::deadline_after(d), 0, &first);
-  // The unlock step runs on the scheduler context after the switch. Once it releases the
-  // heap lock the timer may fire on another worker and this goroutine run on, so the step
-  // must not read anything on this stack (node, locals) after the unlock: whether to wake
-  // a worker is chosen here, by picking the function, and the argument is the heap itself
-  // (the run's, alive until every worker has left).
-  detail::park(detail::WaitReason::sleep,
-               first ? &detail::unlock_heap_and_wake : &detail::unlock_heap, &h);
+  detail::park_on_heap(h, first);
 }
 
 RecvChan<Clock::time_point> after(Clock::duration d) {
