@@ -29,7 +29,7 @@ void destroy_chan(ChanCore* c) GORO_NO_TSA {
 }  // namespace
 
 bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) {
-  if (ChanWaiter* sender = c->sendq.dequeue(c)) {
+  if (ChanWaiter* sender = c->dequeue(c->sendq)) {
     sender->belongs_to(c);
     sender->success = true;
     *received = true;
@@ -68,7 +68,7 @@ bool send_locked(ChanCore* c, void* value, bool* closed, Completion* done) {
     return true;
   }
   *closed = false;
-  if (ChanWaiter* receiver = c->recvq.dequeue(c)) {
+  if (ChanWaiter* receiver = c->dequeue(c->recvq)) {
     receiver->belongs_to(c);
     receiver->success = true;  // the value moves after the unlock, before ready()
     done->move_to = receiver;
@@ -132,7 +132,7 @@ void chan_send(ChanCore* c, void* value) {
   w.chan = c;
   w.slot = value;
   w.is_send = true;
-  c->sendq.push_back(c, &w);
+  c->enqueue(c->sendq, &w);
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
   chan_ref(c);  // a parked goroutine keeps its channel alive, even if it only had a reference
@@ -159,7 +159,7 @@ bool chan_recv(ChanCore* c, void* out) {
   w.g = g;
   w.chan = c;
   w.slot = out;
-  c->recvq.push_back(c, &w);
+  c->enqueue(c->recvq, &w);
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
   chan_ref(c);
@@ -208,13 +208,13 @@ void chan_close(ChanCore* c) {
     c->closed = true;
     // Collect every waiter (linked through `next`, which dequeue() cleared).
     ChanWaiter** tail = &woken;
-    while (ChanWaiter* w = c->recvq.dequeue(c)) {
+    while (ChanWaiter* w = c->dequeue(c->recvq)) {
       w->belongs_to(c);
       w->success = false;
       *tail = w;
       tail = &w->next;
     }
-    while (ChanWaiter* w = c->sendq.dequeue(c)) {
+    while (ChanWaiter* w = c->dequeue(c->sendq)) {
       w->belongs_to(c);
       w->success = false;
       *tail = w;
@@ -245,9 +245,9 @@ void detach_chan_waiters(G* g) noexcept {
       LockGuard guard(w->chan->mu);
       if (w->enqueued) {
         if (w->is_send) {
-          w->chan->sendq.remove(w->chan, w);
+          w->chan->unqueue(w->chan->sendq, w);
         } else {
-          w->chan->recvq.remove(w->chan, w);
+          w->chan->unqueue(w->chan->recvq, w);
         }
       }
     }

@@ -32,16 +32,10 @@ namespace goro::detail {
 
 struct ChanWaiter;
 
-// A channel's queue of parked senders or receivers; keeps each waiter's `enqueued` flag.
-// Reached only through ChanCore's guarded queues, with the channel passed as the witness of
-// the lock the caller holds.
+// A channel's queue of parked senders or receivers (ChanCore::enqueue/unqueue/dequeue keep
+// each waiter's `enqueued` flag).
 struct ChanQueue {
   IntrusiveFifo<ChanWaiter> fifo;
-  inline void push_back(ChanCore* c, ChanWaiter* w) noexcept GORO_REQUIRES(c->mu);
-  inline void remove(ChanCore* c, ChanWaiter* w) noexcept GORO_REQUIRES(c->mu);
-  // The first waiter that can still be woken (a select whose select_done another waker
-  // won is dropped on the way).
-  inline ChanWaiter* dequeue(ChanCore* c) noexcept GORO_REQUIRES(c->mu);
 };
 
 struct ChanCore {
@@ -64,6 +58,13 @@ struct ChanCore {
   void* on_last_user_arg = nullptr;
 
   void* at(std::size_t index) const noexcept { return buf + index * ops->size; }
+
+  // Queue operations (q is recvq or sendq).
+  inline void enqueue(ChanQueue& q, ChanWaiter* w) noexcept GORO_REQUIRES(mu);
+  inline void unqueue(ChanQueue& q, ChanWaiter* w) noexcept GORO_REQUIRES(mu);
+  // The first waiter that can still be woken (a select whose select_done another waker
+  // won is dropped on the way).
+  inline ChanWaiter* dequeue(ChanQueue& q) noexcept GORO_REQUIRES(mu);
 };
 
 // A goroutine parked on a channel (Go's sudog), on that goroutine's stack. Fields by who
@@ -77,11 +78,11 @@ struct ChanWaiter {
   bool is_select = false;
   bool is_send = false;
   std::uint32_t case_index = 0;
-  // Queue links: under chan->mu while enqueued (ChanQueue). Once a waker has dequeued the
-  // waiter it owns them until ready() (close() links its woken list through `next`).
+  // Queue links: under chan->mu while enqueued (ChanCore::enqueue...). Once a waker has dequeued
+  // the waiter it owns them until ready() (close() links its woken list through `next`).
   ChanWaiter* next = nullptr;
   ChanWaiter* prev = nullptr;
-  // In one of chan's queues (only ChanQueue changes it).
+  // In one of chan's queues (only ChanCore's queue operations change it).
   bool enqueued GORO_GUARDED_BY(chan->mu) = false;
   // The outcome, written by the waker that dequeued the waiter while it still holds the
   // channel lock: true, a value moved (or will move before ready()); false, woken by close.
@@ -114,21 +115,21 @@ inline bool claim_select(ChanWaiter* w) noexcept {
 }
 inline ChanWaiter* select_winner_after_wake(const G* g) noexcept { return g->select_winner; }
 
-void ChanQueue::push_back(ChanCore* c, ChanWaiter* w) noexcept {
-  w->belongs_to(c);
-  fifo.push_back(w);
+void ChanCore::enqueue(ChanQueue& q, ChanWaiter* w) noexcept {
+  w->belongs_to(this);
+  q.fifo.push_back(w);
   w->enqueued = true;
 }
 
-void ChanQueue::remove(ChanCore* c, ChanWaiter* w) noexcept {
-  w->belongs_to(c);
-  fifo.remove(w);
+void ChanCore::unqueue(ChanQueue& q, ChanWaiter* w) noexcept {
+  w->belongs_to(this);
+  q.fifo.remove(w);
   w->enqueued = false;
 }
 
-ChanWaiter* ChanQueue::dequeue(ChanCore* c) noexcept {
-  while (ChanWaiter* w = fifo.head) {
-    remove(c, w);
+ChanWaiter* ChanCore::dequeue(ChanQueue& q) noexcept {
+  while (ChanWaiter* w = q.fifo.head) {
+    unqueue(q, w);
     if (!w->is_select) return w;
     if (claim_select(w)) return w;
   }

@@ -180,9 +180,9 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
     chan_ref(w.chan);          // parked goroutines keep their channels alive
     w.chan->mu.assert_held();  // lock_all
     if (w.is_send) {
-      w.chan->sendq.push_back(w.chan, &w);
+      w.chan->enqueue(w.chan->sendq, &w);
     } else {
-      w.chan->recvq.push_back(w.chan, &w);
+      w.chan->enqueue(w.chan->recvq, &w);
     }
   }
   g->chan_waiters = waiters.data;
@@ -195,9 +195,9 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
     w.chan->mu.assert_held();  // lock_all
     if (!w.enqueued) continue;
     if (w.is_send) {
-      w.chan->sendq.remove(w.chan, &w);
+      w.chan->unqueue(w.chan->sendq, &w);
     } else {
-      w.chan->recvq.remove(w.chan, &w);
+      w.chan->unqueue(w.chan->recvq, &w);
     }
   }
   locks.unlock_all();

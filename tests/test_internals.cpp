@@ -295,11 +295,9 @@ TEST_F(TimerHeapFixture, RandomAddRemoveResetKeepsOrderIndicesAndMirrors) {
         n = heap.take_due(now, due, 8);
       }
       for (std::size_t k = 0; k < n; ++k) {
-        const auto i = static_cast<std::size_t>(std::find_if(nodes.begin(), nodes.end(),
-                                                             [&](auto& p) {
-                                                               return p.get() == due[k];
-                                                             }) -
-                                                nodes.begin());
+        const auto i = static_cast<std::size_t>(
+            std::find_if(nodes.begin(), nodes.end(), [&](auto& p) { return p.get() == due[k]; }) -
+            nodes.begin());
         ASSERT_LE(model[i], now);
         ASSERT_GE(model[i], last);
         last = model[i];
