@@ -4,10 +4,10 @@
 // Lifetimes at the end of a run (run_main): the workers are joined, then g_runtime is
 // cleared (from then on ready() from any thread does nothing), the run's blocking pool is
 // stopped (its calls still running are waited for), its timer heap cleared and closed (a
-// timer armed from now on waits in the pending heap for the next run), abandoned goroutines are
-// detached from channels and the wait table, and then run() waits for foreign operations in flight
-// (ForeignScope) before it releases stacks and the Runtime. A foreign operation that
-// starts after the detach can no longer reach a goroutine's stack.
+// timer armed from now on waits in the pending heap for the next run), abandoned
+// goroutines are detached from channels and the wait table, and then run() waits for
+// foreign operations in flight (ForeignScope) before it releases stacks and the Runtime.
+// A foreign operation that starts after the detach can no longer reach a goroutine's stack.
 #include "goro/runtime.hpp"
 
 #include <cxxabi.h>
