@@ -1,16 +1,17 @@
 // upserts: mirrors the Go walkthrough of "just add go": a user is written to the database and
-// upserted to two stores, a cache and a search index (20 ms, 10 ms and 5 ms of simulated
-// latency). Three versions, each timed:
+// upserted to two stores, a cache and a search index (100 ms, 10 ms and 5 ms of simulated
+// latency: the database is slow enough that its loss below is certain, not a race).
+// Three versions, each timed:
 //
-//   1. sequential: 20 + 10 + 5 = 35 ms.
+//   1. sequential: 100 + 10 + 5 = 115 ms.
 //   2. go without waiting:
-//          go upsertDatabase(u)   // 20 ms
+//          go upsertDatabase(u)   // 100 ms
 //          go upsertSearch(u)     //  5 ms
 //          upsertCache(u)         // 10 ms, then main returns
 //      main returns after ~10 ms: the search upsert has printed, the database upsert never does.
 //      As in Go, the program ends with its main goroutine: goro::run returns when main returns
 //      and goroutines still alive then are never resumed.
-//   3. go with a sync.WaitGroup: all three at once, wait for them: ~20 ms (the slowest).
+//   3. go with a sync.WaitGroup: all three at once, wait for them: ~100 ms (the slowest).
 //
 // Each version runs in its own goro::run (run may be called again after it returns).
 #include <chrono>
@@ -27,7 +28,7 @@ struct User {
   std::string name;
 };
 
-constexpr auto kDatabaseLatency = 20ms;
+constexpr auto kDatabaseLatency = 100ms;
 constexpr auto kCacheLatency = 10ms;
 constexpr auto kSearchLatency = 5ms;
 

@@ -7,6 +7,15 @@
 // nothing, it publishes itself idle and sleeps on its futex until woken or until the next
 // timer is due.
 //
+// The network poller (netpoll.cpp): while goroutines wait for I/O, a worker looking for work
+// polls without blocking before it steals (and on every 61st tick, so that ready I/O is
+// not starved by busy queues), and one idle worker at a time (netpoll_blocked) sleeps in
+// epoll_wait instead of on its futex, with the next timer as its timeout. Waking it is
+// wake_worker's job: it sets wake_word, then breaks epoll_wait if the worker is in it; the
+// worker sets in_netpoll, then checks wake_word (both sequentially consistent), so a wake-up
+// is never lost between the two. Readiness itself cannot be lost: it stays queued in the
+// epoll instance until some worker's epoll_wait takes it.
+//
 // Idle workers and lost wake-ups: a worker going idle first publishes itself (idle list,
 // npidle++), then re-checks every run queue; a waker first publishes work, then checks
 // npidle. Both use sequentially consistent operations, so at least one sees the other.
@@ -22,6 +31,7 @@
 // or wait-table lock and before the stack pool and timer heap locks.
 #include <algorithm>
 
+#include "netpoll.hpp"
 #include "platform.hpp"
 #include "runq.hpp"
 #include "scheduler.hpp"
@@ -74,8 +84,38 @@ bool idle_remove(Runtime* rt, P* p) GORO_REQUIRES(rt->sched_mu) {
 }
 
 void wake_worker(P* q) {
-  q->wake_word.store(1, std::memory_order_release);
-  futex_wake(&q->wake_word, 1);
+  q->wake_word.store(1, std::memory_order_seq_cst);
+  if (q->in_netpoll.load(std::memory_order_seq_cst)) {
+    netpoll_break();
+  } else {
+    futex_wake(&q->wake_word, 1);
+  }
+}
+
+constexpr int kPollBatch = 64;
+
+// Makes goroutines whose I/O is ready runnable on p (p's own worker) and lets an idle worker
+// steal some when there are several.
+void inject_ready(P* p, G** gs, int n) {
+  for (int i = 0; i < n; ++i) {
+    gs[i]->status.store(GStatus::runnable, std::memory_order_relaxed);
+    runq_put(p, gs[i], false);
+  }
+  if (n > 1) wakep(p->rt);
+}
+
+// A non-blocking poll, unless nobody waits for I/O or a worker already sleeps in the poller
+// (it will take the events). Returns one goroutine to run and queues the others.
+G* poll_ready(P* p) {
+  if (netpoll_waiters() == 0 || p->rt->netpoll_blocked.load(std::memory_order_relaxed)) {
+    return nullptr;
+  }
+  G* batch[kPollBatch];
+  int n = netpoll(0, batch, kPollBatch);
+  if (n == 0) return nullptr;
+  inject_ready(p, batch + 1, n - 1);
+  batch[0]->status.store(GStatus::runnable, std::memory_order_relaxed);
+  return batch[0];
 }
 
 // Wakes an idle worker to look for work, unless one is already looking (Go's wakep).
@@ -168,15 +208,27 @@ void go_idle(P* p) {
     fatal_deadlock(rt);  // returns only under OnFatal::raise, with the runtime stopping
     return;
   }
-  if (timeout == kNever) {
+  G* polled[kPollBatch];
+  int npolled = 0;
+  if (netpoll_waiters() > 0 && !rt->netpoll_blocked.exchange(true, std::memory_order_seq_cst)) {
+    p->in_netpoll.store(true, std::memory_order_seq_cst);
+    if (p->wake_word.load(std::memory_order_seq_cst) == 0) {
+      npolled = netpoll(timeout == kNever ? -1 : timeout, polled, kPollBatch);
+    }
+    p->in_netpoll.store(false, std::memory_order_seq_cst);
+    rt->netpoll_blocked.store(false, std::memory_order_seq_cst);
+  } else if (timeout == kNever) {
     futex_wait(&p->wake_word, 0, nullptr);
   } else {
     timespec ts = to_timespec(timeout);
     futex_wait(&p->wake_word, 0, &ts);
   }
-  LockGuard guard(rt->sched_mu);
-  idle_remove(rt, p);  // timed out or woke spuriously: no longer idle
-  p->wake_word.store(0, std::memory_order_relaxed);
+  {
+    LockGuard guard(rt->sched_mu);
+    idle_remove(rt, p);  // timed out, polled or woke spuriously: no longer idle
+    p->wake_word.store(0, std::memory_order_relaxed);
+  }
+  inject_ready(p, polled, npolled);
 }
 
 G* found(P* p, G* g) {
@@ -198,9 +250,11 @@ G* find_runnable(P* p) {
     }
     if (++p->sched_tick % 61 == 0) {
       if (G* g = global_get(p, 1)) return found(p, g);
+      if (G* g = poll_ready(p)) return found(p, g);
     }
     if (G* g = runq_get(p)) return found(p, g);
     if (G* g = global_get(p, kRunQueueSize / 2)) return found(p, g);
+    if (G* g = poll_ready(p)) return found(p, g);
     if (rt->nprocs > 1) {
       bool spinning = p->spinning.load(std::memory_order_relaxed);
       if (!spinning && 2 * rt->nmspinning.load(std::memory_order_relaxed) <

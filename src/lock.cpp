@@ -48,6 +48,10 @@ const char* rank_name(LockRank r) {
       return "wait-table bucket";
     case LockRank::context:
       return "context";
+    case LockRank::poll_fds:
+      return "poll_fds";
+    case LockRank::poll_desc:
+      return "poll_desc";
     case LockRank::sched:
       return "scheduler";
     case LockRank::stack_pool:

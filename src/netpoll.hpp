@@ -21,8 +21,10 @@
 // callback carries the same (slot, sequence) pair.
 //
 // Lifetimes: the owner (a net::Conn, ...) calls poll_open when it takes the fd and
-// poll_close before it closes the fd; poll_close wakes every parked goroutine first (they see
-// PollResult::closed) and returns the slot once none can touch it any more.
+// poll_close before it closes the fd. poll_evict wakes every parked goroutine (they see
+// PollResult::closed); the owner must make sure that no call on pd is in flight any more
+// when it calls poll_close (goro::net counts operations per fd, as Go's fdMutex does): the
+// slot may be reused by the next poll_open at once.
 // Lock: PollDesc::mu (rank poll_desc) guards deadlines and the closing flag; it is taken
 // after channel and wait-table locks and before sched_mu and the timer heap.
 #pragma once
@@ -38,9 +40,9 @@ enum class PollResult : std::uint8_t { ready, timeout, closed };
 
 // Registers a non-blocking fd with the poller. Throws std::system_error (epoll_ctl's errno).
 PollDesc* poll_open(int fd);
-// Wakes every goroutine parked on pd (they return PollResult::closed), deregisters the fd
-// and returns pd to the pool. The caller closes the fd afterwards. Callable from any thread,
-// also outside run.
+// Evicts pd, stops its deadline timers, deregisters the fd and returns pd to the pool; no
+// call on pd may be in flight. The caller closes the fd afterwards. Callable from any
+// thread, also outside run.
 void poll_close(PollDesc* pd) noexcept;
 // Marks pd closing and wakes its waiters without deregistering (Go's evict): a close() from
 // another goroutine calls this first, then poll_close once it owns the fd exclusively.
@@ -61,13 +63,15 @@ void poll_set_deadline(PollDesc* pd, PollMode mode, std::int64_t deadline_ns);
 // number be reused. deadline_ns: 0 = none. Returns ready or timeout.
 PollResult poll_wait_fd(int fd, PollMode mode, std::int64_t deadline_ns);
 
-// --- Scheduler side (idle.cpp, runtime.cpp) ---
-struct P;
-// True once any fd was registered in this process (the poller exists).
+// --- Scheduler side (idle.cpp, runtime.cpp, sysmon) ---
+struct G;
+// True once the poller exists (the first fd was registered in this process).
 bool netpoll_active() noexcept;
-// Collects ready goroutines, waiting at most delay_ns (0 = do not block, < 0 = forever, until
-// netpoll_break). Readies them onto p's run queue; returns how many were readied.
-int netpoll(P* p, std::int64_t delay_ns) noexcept;
+// Goroutines parked in poll_wait right now (any run); 0 means polling cannot find anything.
+std::int64_t netpoll_waiters() noexcept;
+// Collects up to max goroutines whose I/O is ready into out, waiting at most delay_ns
+// (0 = do not block, < 0 = until an event or netpoll_break). The caller makes them runnable.
+int netpoll(std::int64_t delay_ns, G** out, int max) noexcept;
 // Interrupts a worker blocked in netpoll (coalesced: many calls, one eventfd write).
 void netpoll_break() noexcept;
 // End of run: forgets every goroutine still parked on a PollDesc (abandoned with the run).

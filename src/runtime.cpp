@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "netpoll.hpp"
 #include "platform.hpp"
 #include "runq.hpp"
 #include "scheduler.hpp"
@@ -183,6 +184,7 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
     g->live_magic.store(0, std::memory_order_relaxed);
   }
   sema_clear_all();
+  netpoll_detach_all();
   // Foreign operations that started before the detach may still write into a waiter's
   // stack slot or read the runtime: let them finish before anything is unmapped.
   while (g_foreign_inflight.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();

@@ -114,6 +114,7 @@ struct alignas(64) P {
   bool idle = false;
   P* idle_next = nullptr;
   std::atomic<bool> spinning{false};
+  std::atomic<bool> in_netpoll{false};  // sleeping in epoll_wait, not on wake_word
 
   StackCache stacks;
   std::thread thread;
@@ -142,11 +143,12 @@ struct Runtime {
   std::atomic<int> npidle{0};
   std::atomic<int> nmspinning{0};
   std::atomic<bool> stopping{false};
+  std::atomic<bool> netpoll_blocked{false};  // one idle worker at a time sleeps in netpoll
 
   std::atomic<std::uint64_t> next_id{1};
   std::atomic<std::int64_t> live{0};       // live goroutines
   std::atomic<std::int64_t> nblocking{0};  // goroutines inside blocking()
-  std::atomic<std::int64_t> niowait{0};    // goroutines parked on the netpoller (future)
+  std::atomic<std::int64_t> niowait{0};    // goroutines parked on the netpoller
   std::atomic<std::int64_t> nforeign{0};   // live ForeignThread registrations
   std::uint64_t run_seq = 0;               // which run (ForeignThread outliving it)
 

@@ -9,6 +9,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"sort"
@@ -48,6 +50,8 @@ var benchmarks = []benchmark{
 	{"yield", yieldBench},
 	{"bulk_register", bulkRegister},
 	{"idle_cpu", idleCPU},
+	{"echo_pingpong", echoPingPong},
+	{"echo_1k", echoThousand},
 }
 
 func must(ok bool, what string) {
@@ -472,4 +476,87 @@ func main() {
 		ns, extra := measure(b.fn)
 		fmt.Printf("%s\t%.1f\t%s\n", b.name, ns, extra)
 	}
+}
+
+// echoServer accepts on a loopback port and echoes every connection on its own goroutine,
+// the way a Go programmer writes it. It returns the address and a stop function.
+func echoServer() (string, func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	return ln.Addr().String(), func() { ln.Close() }
+}
+
+// echoRoundTrips sends a 64-byte message and reads the echo back, n times, on one
+// connection.
+func echoRoundTrips(addr string, n int) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	msg := make([]byte, 64)
+	back := make([]byte, 64)
+	for i := 0; i < n; i++ {
+		msg[0] = byte(i)
+		if _, err := c.Write(msg); err != nil {
+			panic(err)
+		}
+		if _, err := io.ReadFull(c, back); err != nil {
+			panic(err)
+		}
+		must(back[0] == byte(i), "echo content")
+	}
+}
+
+// echoPingPong: TCP echo round trips over loopback on one connection (ns per round trip).
+func echoPingPong() result {
+	const n = 50_000
+	addr, stop := echoServer()
+	defer stop()
+	start := time.Now()
+	echoRoundTrips(addr, n)
+	return result{time.Since(start), n, "-"}
+}
+
+// echoThousand: 1 000 connections at once, each doing round trips (ns per round trip,
+// all connections together).
+func echoThousand() result {
+	const conns = 1000
+	const each = 100
+	addr, stop := echoServer()
+	defer stop()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			echoRoundTrips(addr, each)
+		}()
+	}
+	wg.Wait()
+	return result{time.Since(start), conns * each, "-"}
 }

@@ -38,6 +38,8 @@ enum class LockRank : std::uint8_t {
   channel,        // ChanCore::mu (select: several, in address order)
   wait_table,     // a SemaBucket::mu of the sync objects' wait table (one at a time)
   context,        // a Context's or an ErrGroup's state
+  poll_fds,       // the poller's table of caller-owned fds (wait_readable/wait_writable)
+  poll_desc,      // a PollDesc's deadlines and closing flag
   sched,          // Runtime::sched_mu (global run queue, idle list)
   stack_pool,     // StackPool::mu_
   timer_pending,  // the heap of timers armed while no run is active
