@@ -13,6 +13,7 @@ packages=(
   clang-format                        # style check in CI
   clang                               # CI's second compiler (make test-clang: -Wthread-safety)
   binutils                            # addr2line, used by the goroutine dump
+  libhiredis-dev                      # examples/redis_clients: a C client on goro::net::wait_readable
 )
 if [ "${1:-}" = bench ]; then
   packages+=(golang-go gnuplot-nox)
