@@ -18,18 +18,40 @@ namespace goro::detail {
 
 namespace {
 
+// A channel and its buffer are one allocation (as Go's makechan for pointer-free elements):
+// the ChanCore first, the buffer at the next multiple of the block's alignment. Channels
+// are made and dropped per operation in some programs (an after() per wait), where a second
+// malloc/free pair was a tenth of the cost.
+std::size_t block_align(const ElemOps* ops) noexcept {
+  return std::max({ops->align, std::size_t{16}, alignof(ChanCore)});
+}
+std::size_t buffer_offset(std::size_t align) noexcept {
+  return (sizeof(ChanCore) + align - 1) / align * align;
+}
+void* allocate_block(std::size_t size, std::size_t align) {
+  if (align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__) return ::operator new(size);
+  return ::operator new (size, std::align_val_t{align});
+}
+void free_block(void* p, std::size_t align) noexcept {
+  if (align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__) return ::operator delete(p);
+  ::operator delete (p, std::align_val_t{align});
+}
+
+// The last reference is gone: nobody else can reach c, so its fields are read unlocked
+// (exclusive access the analysis cannot see; taking the lock would only cost).
 void destroy_chan(ChanCore* c) GORO_NO_TSA {
   for (std::size_t i = 0; i < c->count; ++i) destroy_elem(c->ops, c->at((c->head + i) % c->cap));
-  if (c->buf) {
-    ::operator delete (c->buf, std::align_val_t{std::max<std::size_t>(c->ops->align, 16)});
-  }
-  delete c;
+  const std::size_t align = block_align(c->ops);
+  c->~ChanCore();
+  free_block(c, align);
 }
 
 }  // namespace
 
 bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) {
-  if (ChanWaiter* sender = c->sendq.dequeue()) {
+  if (ChanWaiter* sender = c->dequeue(c->sendq)) {
+    sender->belongs_to(c);
+    sender->success = true;
     *received = true;
     if (c->cap == 0) {
       done->move_from = sender;  // straight from the sender's stack, after unlocking
@@ -41,7 +63,6 @@ bool recv_locked(ChanCore* c, void* out, bool* received, Completion* done) {
     destroy_elem(c->ops, head);
     move_elem(c->ops, head, sender->slot);
     c->head = (c->head + 1) % c->cap;
-    sender->success = true;
     done->wake = sender->g;
     return true;
   }
@@ -67,7 +88,9 @@ bool send_locked(ChanCore* c, void* value, bool* closed, Completion* done) {
     return true;
   }
   *closed = false;
-  if (ChanWaiter* receiver = c->recvq.dequeue()) {
+  if (ChanWaiter* receiver = c->dequeue(c->recvq)) {
+    receiver->belongs_to(c);
+    receiver->success = true;  // the value moves after the unlock, before ready()
     done->move_to = receiver;
     return true;
   }
@@ -80,18 +103,16 @@ bool send_locked(ChanCore* c, void* value, bool* closed, Completion* done) {
 }
 
 ChanCore* chan_make(const ElemOps* ops, std::size_t capacity) {
-  auto* c = new ChanCore();
+  if (capacity > (std::size_t{1} << 40) / (ops->size ? ops->size : 1)) {
+    throw std::invalid_argument("makechan: size out of range");
+  }
+  const std::size_t align = block_align(ops);
+  const std::size_t offset = buffer_offset(align);
+  void* block = allocate_block(offset + capacity * ops->size, align);
+  auto* c = ::new (block) ChanCore();
   c->ops = ops;
   c->cap = capacity;
-  c->buf = nullptr;
-  if (capacity > 0) {
-    if (capacity > (std::size_t{1} << 40) / (ops->size ? ops->size : 1)) {
-      delete c;
-      throw std::invalid_argument("makechan: size out of range");
-    }
-    c->buf = static_cast<unsigned char*>(::operator new (
-        capacity * ops->size, std::align_val_t{std::max<std::size_t>(ops->align, 16)}));
-  }
+  c->buf = capacity > 0 ? static_cast<unsigned char*>(block) + offset : nullptr;
   return c;
 }
 
@@ -129,7 +150,7 @@ void chan_send(ChanCore* c, void* value) {
   w.chan = c;
   w.slot = value;
   w.is_send = true;
-  c->sendq.push_back(&w);
+  c->enqueue(c->sendq, &w);
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
   chan_ref(c);  // a parked goroutine keeps its channel alive, even if it only had a reference
@@ -137,7 +158,7 @@ void chan_send(ChanCore* c, void* value) {
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
   chan_unref(c);
-  if (!w.success) throw ClosedChannel("send on closed channel");
+  if (!w.success_after_wake()) throw ClosedChannel("send on closed channel");
 }
 
 bool chan_recv(ChanCore* c, void* out) {
@@ -156,7 +177,7 @@ bool chan_recv(ChanCore* c, void* out) {
   w.g = g;
   w.chan = c;
   w.slot = out;
-  c->recvq.push_back(&w);
+  c->enqueue(c->recvq, &w);
   g->chan_waiters = &w;
   g->chan_waiter_count = 1;
   chan_ref(c);
@@ -164,7 +185,7 @@ bool chan_recv(ChanCore* c, void* out) {
   g->chan_waiters = nullptr;
   g->chan_waiter_count = 0;
   chan_unref(c);
-  return w.success;
+  return w.success_after_wake();
 }
 
 bool chan_try_send(ChanCore* c, void* value) {
@@ -205,18 +226,21 @@ void chan_close(ChanCore* c) {
     c->closed = true;
     // Collect every waiter (linked through `next`, which dequeue() cleared).
     ChanWaiter** tail = &woken;
-    while (ChanWaiter* w = c->recvq.dequeue()) {
+    while (ChanWaiter* w = c->dequeue(c->recvq)) {
+      w->belongs_to(c);
+      w->success = false;
       *tail = w;
       tail = &w->next;
     }
-    while (ChanWaiter* w = c->sendq.dequeue()) {
+    while (ChanWaiter* w = c->dequeue(c->sendq)) {
+      w->belongs_to(c);
+      w->success = false;
       *tail = w;
       tail = &w->next;
     }
   }
   while (woken != nullptr) {
     ChanWaiter* next = woken->next;  // read before ready(): the waiter's stack may run
-    woken->success = false;
     ready(woken->g);
     woken = next;
   }
@@ -239,9 +263,9 @@ void detach_chan_waiters(G* g) noexcept {
       LockGuard guard(w->chan->mu);
       if (w->enqueued) {
         if (w->is_send) {
-          w->chan->sendq.remove(w);
+          w->chan->unqueue(w->chan->sendq, w);
         } else {
-          w->chan->recvq.remove(w);
+          w->chan->unqueue(w->chan->recvq, w);
         }
       }
     }

@@ -58,6 +58,8 @@ const char* rank_name(LockRank r) {
       return "scheduler";
     case LockRank::stack_pool:
       return "stack pool";
+    case LockRank::timer_pending:
+      return "pending timer heap";
     case LockRank::timer_heap:
       return "timer heap";
     case LockRank::leaf:

@@ -2,11 +2,12 @@
 // threads, and the process-wide state of the active run.
 //
 // Lifetimes at the end of a run (run_main): the workers are joined, then g_runtime is
-// cleared (from then on ready() from any thread does nothing), the blocking pool is
-// stopped (its calls still running are waited for), abandoned goroutines are detached from
-// channels and the wait table, and then run() waits for foreign operations in flight
-// (ForeignScope) before it releases stacks and the Runtime. A foreign operation that
-// starts after the detach can no longer reach a goroutine's stack.
+// cleared (from then on ready() from any thread does nothing), the run's blocking pool is
+// stopped (its calls still running are waited for), its timer heap cleared and closed (a
+// timer armed from now on waits in the pending heap for the next run), abandoned
+// goroutines are detached from channels and the wait table, and then run() waits for
+// foreign operations in flight (ForeignScope) before it releases stacks and the Runtime.
+// A foreign operation that starts after the detach can no longer reach a goroutine's stack.
 #include "goro/runtime.hpp"
 
 #include <cxxabi.h>
@@ -24,6 +25,7 @@
 #include "runq.hpp"
 #include "scheduler.hpp"
 #include "sema.hpp"
+#include "timer.hpp"
 
 namespace goro::detail {
 
@@ -170,6 +172,7 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   runq_put(p0, main_g, false);
 
   g_runtime.store(rt.get(), std::memory_order_release);
+  adopt_pending_timers(rt.get());  // armed while no run was active (timer.hpp)
   sysmon_start(rt.get(), opts.handle_sigquit);  // first: main may raise SIGQUIT at once
   for (int i = 0; i < nprocs; ++i) rt->ps[i]->thread = std::thread(worker_main, rt->ps[i]);
   for (int i = 0; i < nprocs; ++i) rt->ps[i]->thread.join();
@@ -185,8 +188,8 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   g_runtime.store(nullptr, std::memory_order_seq_cst);
 
   // Teardown: nothing of this run keeps running; abandoned goroutines are released.
-  stop_blocking_pool();
-  clear_timers();
+  rt->blocking.stop();
+  clear_timers(rt.get());
   // Collect the abandoned goroutines first: detaching takes channel locks, which rank
   // before the stack pool's lock that for_each_slot holds.
   std::vector<G*> abandoned;

@@ -98,7 +98,7 @@ G* direct_next(P* p) noexcept {
   if (tick % 61 == 0) return nullptr;
   // Timers run on g0; while any is armed, pass through g0 every 16th switch (clock reads
   // cost as much as a switch, so not on every one).
-  if ((tick & 15) == 0 && timers_next_when() != kNever) return nullptr;
+  if ((tick & 15) == 0 && timers_next_when(p->rt) != kNever) return nullptr;
   p->sched_tick = tick;
   return runq_get(p);
 }

@@ -3,7 +3,7 @@
 //
 // Lock order (outermost first):
 //   channel locks (in address order, select) > a wait-table bucket lock > Runtime::ps_mu
-//   > Runtime::sched_mu > StackPool::mu_ > TimerHeap::mu_
+//   > Runtime::sched_mu > StackPool::mu_ > the pending timer heap's lock > Runtime::timers.mu
 // ready() may be called with channel or sync locks held; it takes sched_mu only when it
 // must (global queue, idle list). A goroutine never holds any of these across a switch:
 // park() hands the lock it holds to the scheduler context, which releases it.
@@ -17,12 +17,14 @@
 #include <thread>
 #include <vector>
 
+#include "blocking.hpp"
 #include "context_switch.hpp"
 #include "goro/detail/core.hpp"
 #include "goro/detail/lock.hpp"
 #include "park.hpp"
 #include "platform.hpp"
 #include "stack.hpp"
+#include "timer_heap.hpp"
 
 namespace goro::detail {
 
@@ -57,13 +59,18 @@ struct G {
   // never used reads 0), so spawning and exiting take no shared lock.
   std::atomic<std::uint32_t> live_magic{0};
   // Channel waiters this goroutine is parked on (its stack), for detaching abandoned ones.
+  // Owned by the goroutine (no lock: only it writes them, while running); the end of run
+  // reads them once every worker has been joined.
   ChanWaiter* chan_waiters = nullptr;
   std::uint32_t chan_waiter_count = 0;
   // The C++ runtime's per-thread exception state (caught-exception stack, uncaught count),
   // saved while the goroutine is off its worker: it may park inside a catch block or a
   // destructor run by unwinding, and resume on another thread.
   EhState eh;
-  // select: 0 until a waker claims this goroutine's select; then the winning waiter.
+  // select: 0 until a waker claims this goroutine's select; then the winning waiter. Not
+  // lock-guarded: the goroutine resets both before it enqueues its waiters, the one waker
+  // whose CAS wins select_done writes select_winner (chan.hpp's claim_select), and the
+  // goroutine reads it after it is resumed (select_winner_after_wake).
   std::atomic<std::uint32_t> select_done{0};
   ChanWaiter* select_winner = nullptr;
 };
@@ -170,6 +177,9 @@ struct Runtime {
   std::atomic<std::int64_t> nforeign{0};   // live ForeignThread registrations
   std::uint64_t run_seq = 0;               // which run (ForeignThread outliving it)
 
+  TimerHeap timers;       // this run's timers (timer.hpp); cleared and closed at its end
+  BlockingPool blocking;  // blocking()'s helper threads; stopped at the end of the run
+
   Lock fatal_mu{LockRank::leaf};
   bool fatal GORO_GUARDED_BY(fatal_mu) = false;
   std::string fatal_text GORO_GUARDED_BY(fatal_mu);
@@ -244,14 +254,14 @@ void write_dump(Runtime* rt, std::string& out);
 std::string symbolise(const void* pc);
 const char* wait_reason_text(WaitReason r) noexcept;
 
-// Timers (timer.cpp), driven by the workers.
+// Timers (timer.cpp), driven by the workers. Without a Runtime argument they act on the
+// active run's heap (on a worker, or a thread inside a ForeignScope); outside a run,
+// timers_next_when/timers_armed report the pending heap.
 std::int64_t timers_next_when() noexcept;  // INT64_MAX when none
 std::size_t timers_armed() noexcept;
 void run_due_timers(std::int64_t now) noexcept;
-void clear_timers() noexcept;
-
-// Blocking pool (blocking.cpp).
-void stop_blocking_pool() noexcept;
+inline std::int64_t timers_next_when(const Runtime* rt) noexcept { return rt->timers.next_when(); }
+void run_due_timers(Runtime* rt, std::int64_t now) noexcept;
 
 // Channels (chan.cpp): detach an abandoned goroutine's waiters at the end of run.
 void detach_chan_waiters(G* g) noexcept;

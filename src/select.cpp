@@ -180,9 +180,9 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
     chan_ref(w.chan);          // parked goroutines keep their channels alive
     w.chan->mu.assert_held();  // lock_all
     if (w.is_send) {
-      w.chan->sendq.push_back(&w);
+      w.chan->enqueue(w.chan->sendq, &w);
     } else {
-      w.chan->recvq.push_back(&w);
+      w.chan->enqueue(w.chan->recvq, &w);
     }
   }
   g->chan_waiters = waiters.data;
@@ -192,12 +192,12 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
   locks.lock_all();
   for (std::size_t k = 0; k < active; ++k) {
     ChanWaiter& w = waiters.data[k];
-    if (!w.enqueued) continue;
     w.chan->mu.assert_held();  // lock_all
+    if (!w.enqueued) continue;
     if (w.is_send) {
-      w.chan->sendq.remove(&w);
+      w.chan->unqueue(w.chan->sendq, &w);
     } else {
-      w.chan->recvq.remove(&w);
+      w.chan->unqueue(w.chan->recvq, &w);
     }
   }
   locks.unlock_all();
@@ -205,12 +205,12 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default) {
   g->chan_waiter_count = 0;
   for (std::size_t k = 0; k < active; ++k) chan_unref(waiters.data[k].chan);
 
-  ChanWaiter* winner = g->select_winner;
+  ChanWaiter* winner = select_winner_after_wake(g);
   std::size_t index = winner->case_index;
   if (winner->is_send) {
-    if (!winner->success) throw ClosedChannel("send on closed channel");
+    if (!winner->success_after_wake()) throw ClosedChannel("send on closed channel");
   } else {
-    cases[index].received = winner->success;
+    cases[index].received = winner->success_after_wake();
   }
   return index;
 }

@@ -20,6 +20,13 @@ SemaBucket& sema_bucket(const void* key) noexcept {
   return g_table[(a * 0x9E3779B97F4A7C15ull) >> (64 - std::countr_zero(kBuckets))];
 }
 
+bool sema_owns(const SemaBucket* b, const void* key) noexcept {
+  const auto at = reinterpret_cast<std::uintptr_t>(b);
+  const auto lo = reinterpret_cast<std::uintptr_t>(g_table);
+  if (at < lo || at >= lo + sizeof g_table) return true;
+  return &sema_bucket(key) == b;
+}
+
 SemaKeyQueue* SemaBucket::find(const void* key, SemaKind kind) {
   for (SemaKeyQueue* q = keys; q != nullptr; q = q->next) {
     if (q->key == key && q->kind == kind) return q;
@@ -53,7 +60,8 @@ void SemaBucket::move_queue(SemaKeyQueue* from, SemaWaiter* to) {
 }
 
 void SemaBucket::push_back(SemaWaiter* w) {
-  w->enqueued = true;
+  own(w)->enqueued_ = true;
+  w->granted_ = false;
   SemaKeyQueue* q = find(w->key, w->kind);
   if (q == nullptr) return start_queue(w);
   w->next = nullptr;
@@ -63,7 +71,8 @@ void SemaBucket::push_back(SemaWaiter* w) {
 }
 
 void SemaBucket::push_front(SemaWaiter* w) {
-  w->enqueued = true;
+  own(w)->enqueued_ = true;
+  w->granted_ = false;
   SemaKeyQueue* q = find(w->key, w->kind);
   if (q == nullptr) return start_queue(w);
   SemaWaiter* old = q->head;
@@ -75,7 +84,7 @@ void SemaBucket::push_front(SemaWaiter* w) {
 }
 
 void SemaBucket::remove(SemaWaiter* w) {
-  w->enqueued = false;
+  own(w)->enqueued_ = false;
   SemaKeyQueue* q = find(w->key, w->kind);
   if (q == nullptr) return;
   if (w->prev) {
@@ -110,7 +119,7 @@ SemaWaiter* SemaBucket::first(const void* key, SemaKind kind) {
 
 void sema_park(WaitReason reason, SemaBucket& b) { park_unlock(reason, b.mu); }
 
-void sema_clear_all() noexcept GORO_NO_TSA {
+void sema_clear_all() noexcept {
   for (SemaBucket& b : g_table) {
     LockGuard guard(b.mu);
     b.keys = nullptr;  // the records are on abandoned stacks: left untouched

@@ -5,7 +5,7 @@
 // Invariants and lifetimes:
 //  - A SemaWaiter lives on its parked goroutine's stack. It is in a bucket's queue iff
 //    `enqueued`; only the holder of that bucket's lock changes either.
-//  - A waker dequeues a waiter and sets `granted` under the bucket lock, releases the lock,
+//  - A waker dequeues a waiter and grants it under the bucket lock, releases the lock,
 //    then readies the goroutine. From the ready() on, the waiter record belongs to its
 //    goroutine again (it may return and pop its stack frame).
 //  - A sync object's state word may be freed by its owner the moment the operation that
@@ -25,6 +25,7 @@
 // (run queues, sched_mu) may be called after it is released. Never two buckets at once.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 
 #include "goro/detail/lock.hpp"
@@ -49,23 +50,44 @@ struct SemaKeyQueue {
   SemaKeyQueue* prev = nullptr;
 };
 
+// A goroutine waiting in the table, on its stack. Fields by who guards them:
 struct SemaWaiter {
+  // Set by the goroutine before it enqueues the waiter, read-only while it is queued.
   G* g = nullptr;
   const void* key = nullptr;
-  SemaWaiter* next = nullptr;  // within its key's queue (a woken list reuses it)
-  SemaWaiter* prev = nullptr;
-  SemaKeyQueue queue;         // used while this waiter heads its key's queue
-  std::int64_t since_ns = 0;  // when it started waiting (Mutex starvation guard)
   SemaKind kind = SemaKind::any;
-  bool granted = false;   // the waker handed the resource over (or signalled, for Cond)
-  bool parked = false;    // the goroutine committed to parking (Cond)
-  bool enqueued = false;  // in its bucket
+  std::int64_t since_ns = 0;  // when it started waiting (Mutex starvation guard)
+  // Links, under the bucket lock while queued; a waker that dequeued the waiter owns them
+  // until ready() (a woken list reuses `next`).
+  SemaWaiter* next = nullptr;
+  SemaWaiter* prev = nullptr;
+  SemaKeyQueue queue;  // used while this waiter heads its key's queue (bucket lock)
+
+  // The grant, read by the goroutine once it runs again: the waker wrote it under the
+  // bucket lock before ready(), and ready() -> resume orders that write before this read
+  // (no lock held here, which the analysis cannot see).
+  bool granted_after_wake() const noexcept GORO_NO_TSA { return granted_; }
+
+ private:
+  friend struct SemaBucket;
+  // Guarded by the lock of the bucket of `key`. The analysis cannot tie a waiter to its
+  // bucket, so only SemaBucket's members that require their own lock touch these (debug
+  // builds check that the waiter hashes to that bucket).
+  bool granted_ = false;   // the waker handed the resource over (or signalled, for Cond)
+  bool parked_ = false;    // the goroutine committed to parking (Cond)
+  bool enqueued_ = false;  // in its bucket
 };
+
+struct SemaBucket;
+SemaBucket& sema_bucket(const void* key) noexcept;
+// Whether key's waiters belong in b (always true for a bucket outside the table: tests).
+bool sema_owns(const SemaBucket* b, const void* key) noexcept;
 
 struct alignas(64) SemaBucket {
   Lock mu{LockRank::wait_table};
   SemaKeyQueue* keys GORO_GUARDED_BY(mu) = nullptr;
 
+  // Enqueueing clears a waiter's grant: it waits for a new one.
   void push_back(SemaWaiter* w) GORO_REQUIRES(mu);
   void push_front(SemaWaiter* w) GORO_REQUIRES(mu);
   void remove(SemaWaiter* w) GORO_REQUIRES(mu);
@@ -77,13 +99,23 @@ struct alignas(64) SemaBucket {
   }
   bool empty() const GORO_REQUIRES(mu) { return keys == nullptr; }
 
+  // A waiter's lock-guarded state (see SemaWaiter).
+  void grant(SemaWaiter* w) GORO_REQUIRES(mu) { own(w)->granted_ = true; }
+  bool granted(const SemaWaiter* w) const GORO_REQUIRES(mu) { return own(w)->granted_; }
+  void mark_parked(SemaWaiter* w) GORO_REQUIRES(mu) { own(w)->parked_ = true; }
+  bool parked(const SemaWaiter* w) const GORO_REQUIRES(mu) { return own(w)->parked_; }
+  bool queued(const SemaWaiter* w) const GORO_REQUIRES(mu) { return own(w)->enqueued_; }
+
  private:
+  template <class W>
+  W* own(W* w) const noexcept {
+    assert(sema_owns(this, w->key));
+    return w;
+  }
   SemaKeyQueue* find(const void* key, SemaKind kind) GORO_REQUIRES(mu);
   void start_queue(SemaWaiter* w) GORO_REQUIRES(mu);
   void move_queue(SemaKeyQueue* from, SemaWaiter* to) GORO_REQUIRES(mu);
 };
-
-SemaBucket& sema_bucket(const void* key) noexcept;
 
 // Parks the calling goroutine, releasing b.mu once it is off its stack.
 void sema_park(WaitReason reason, SemaBucket& b) GORO_RELEASE(b.mu);

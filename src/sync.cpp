@@ -62,7 +62,7 @@ detail::SemaWaiter* take_all(detail::SemaBucket& b, const void* key, detail::Sem
   while (w != nullptr) {
     detail::SemaWaiter* next = b.next_of(w, key, kind);
     b.remove(w);
-    w->granted = true;
+    b.grant(w);
     *tail = w;
     tail = &w->next;
     ++n;
@@ -173,14 +173,13 @@ void Mutex::lock_slow() {
       continue;
     }
     if (w.since_ns == 0) w.since_ns = detail::monotonic_ns();
-    w.granted = false;
     if (requeue) {
       b.push_front(&w);  // a woken waiter that lost the race keeps its place
     } else {
       b.push_back(&w);
     }
     detail::sema_park(detail::WaitReason::mutex_lock, b);
-    if (w.granted) {  // starvation mode: the unlocker handed the lock to us
+    if (w.granted_after_wake()) {  // starvation mode: the unlocker handed the lock to us
       std::uint64_t now = state_.load(std::memory_order_relaxed);
       while (!state_.compare_exchange_weak(now, (now & ~kHandOff) | kLocked,
                                            std::memory_order_acquire, std::memory_order_relaxed)) {
@@ -211,7 +210,7 @@ void Mutex::unlock_slow(std::uint64_t state) {
       // Hand-off: the lock now belongs to w. kHandOff keeps newcomers out until w runs and
       // turns it into kLocked; the word does not say kLocked meanwhile, so a second unlock
       // by this goroutine is reported (Go: mutexStarving).
-      w->granted = true;
+      b.grant(w);
       state_.store(kHandOff | rest, std::memory_order_release);
     } else {
       state_.store(rest, std::memory_order_release);
@@ -291,7 +290,7 @@ void RWMutex::unlock() {
       if (b.first(this, detail::SemaKind::writer) == nullptr) next &= ~kWritersWaiting;
     } else if (detail::SemaWaiter* writer = b.first(this, detail::SemaKind::writer)) {
       b.remove(writer);
-      writer->granted = true;
+      b.grant(writer);
       writer->next = nullptr;
       woken = writer;
       next = kWriter | (b.first(this, detail::SemaKind::writer) ? kWritersWaiting : 0);
@@ -400,7 +399,7 @@ void RWMutex::unlock_shared() {
     }
     if (writer != nullptr) {
       b.remove(writer);
-      writer->granted = true;
+      b.grant(writer);
     }
   }
   if (writer != nullptr) detail::ready(writer->g);
@@ -427,22 +426,22 @@ void Cond::wait() {
     bool parked = false;
     {
       detail::LockGuard guard(b.mu);
-      if (w.enqueued) {
+      if (b.queued(&w)) {
         b.remove(&w);
-      } else if (w.granted && (pass = b.first(this)) != nullptr) {
+      } else if (b.granted(&w) && (pass = b.first(this)) != nullptr) {
         b.remove(pass);
-        pass->granted = true;
-        parked = pass->parked;
+        b.grant(pass);
+        parked = b.parked(pass);
       }
     }
     if (pass != nullptr && parked) detail::ready(pass->g);
     throw;
   }
   b.mu.lock();
-  if (w.granted) {
+  if (b.granted(&w)) {
     b.mu.unlock();
   } else {
-    w.parked = true;
+    b.mark_parked(&w);
     detail::sema_park(detail::WaitReason::cond_wait, b);
   }
   m_.lock();
@@ -458,8 +457,8 @@ void Cond::signal() {
     w = b.first(this);
     if (w == nullptr) return;
     b.remove(w);
-    w->granted = true;
-    parked = w->parked;
+    b.grant(w);
+    parked = b.parked(w);
   }
   if (parked) detail::ready(w->g);
 }
@@ -473,8 +472,8 @@ void Cond::broadcast() {
     detail::LockGuard guard(b.mu);
     while (detail::SemaWaiter* w = b.first(this)) {
       b.remove(w);
-      w->granted = true;
-      if (w->parked) {  // the others have not parked yet: they will see `granted`
+      b.grant(w);
+      if (b.parked(w)) {  // the others have not parked yet: they will see `granted`
         *tail = w;
         tail = &w->next;
       }

@@ -2,6 +2,7 @@
 #include "timer.hpp"
 
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "chan.hpp"
@@ -11,81 +12,13 @@
 
 namespace goro::detail {
 
+static_assert(kNoTimer == kNever);
+
 namespace {
 
-constexpr std::int64_t kNever = INT64_MAX;
-
-struct TimerHeap {
-  Lock mu{LockRank::timer_heap};
-  std::vector<TimerNode*> heap GORO_GUARDED_BY(mu);
-  std::atomic<std::int64_t> next_when{kNever};
-  std::atomic<std::size_t> armed{0};
-
-  bool less(std::size_t a, std::size_t b) const GORO_NO_TSA {
-    return heap[a]->when < heap[b]->when;
-  }
-  void place(std::size_t i, TimerNode* t) GORO_NO_TSA {
-    heap[i] = t;
-    t->heap_index = static_cast<std::int32_t>(i);
-  }
-  void swap(std::size_t a, std::size_t b) GORO_NO_TSA {
-    TimerNode* ta = heap[a];
-    place(a, heap[b]);
-    place(b, ta);
-  }
-  void sift_up(std::size_t i) GORO_NO_TSA {
-    while (i > 0) {
-      std::size_t parent = (i - 1) / 2;
-      if (!less(i, parent)) break;
-      swap(i, parent);
-      i = parent;
-    }
-  }
-  void sift_down(std::size_t i) GORO_NO_TSA {
-    for (;;) {
-      std::size_t l = 2 * i + 1;
-      std::size_t r = l + 1;
-      std::size_t m = i;
-      if (l < heap.size() && less(l, m)) m = l;
-      if (r < heap.size() && less(r, m)) m = r;
-      if (m == i) return;
-      swap(i, m);
-      i = m;
-    }
-  }
-  void publish() GORO_REQUIRES(mu) {
-    next_when.store(heap.empty() ? kNever : heap[0]->when, std::memory_order_seq_cst);
-    armed.store(heap.size(), std::memory_order_seq_cst);
-  }
-  // Returns true when t became the earliest timer.
-  bool add(TimerNode* t, std::int64_t when) GORO_REQUIRES(mu) {
-    t->when = when;
-    heap.push_back(t);
-    t->heap_index = static_cast<std::int32_t>(heap.size() - 1);
-    sift_up(heap.size() - 1);
-    publish();
-    return t->heap_index == 0;
-  }
-  bool remove(TimerNode* t) GORO_REQUIRES(mu) {
-    if (t->heap_index < 0) return false;
-    std::size_t i = static_cast<std::size_t>(t->heap_index);
-    std::size_t last = heap.size() - 1;
-    if (i != last) {
-      place(i, heap[last]);
-      heap.pop_back();
-      sift_down(i);
-      sift_up(i);
-    } else {
-      heap.pop_back();
-    }
-    t->heap_index = -1;
-    publish();
-    return true;
-  }
-};
-
-TimerHeap& timers() {
-  static TimerHeap* heap = new TimerHeap();  // never destroyed: workers may outlive statics
+// Timers armed while no run is active; the next run adopts them (timer.hpp).
+TimerHeap& pending_timers() {
+  static TimerHeap* heap = new TimerHeap(LockRank::timer_pending);  // never destroyed
   return *heap;
 }
 
@@ -93,11 +26,21 @@ void release(TimerNode* t) noexcept {
   if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
 }
 
-// sleep's park steps (run on the scheduler context): they read nothing but the heap.
+// sleep's park steps (run on the scheduler context): they read nothing but the heap, which
+// its run keeps alive.
 void unlock_heap(void* heap) GORO_NO_TSA { static_cast<TimerHeap*>(heap)->mu.unlock(); }
 void unlock_heap_and_wake(void* heap) GORO_NO_TSA {
   static_cast<TimerHeap*>(heap)->mu.unlock();
   wake_for_timer();
+}
+
+// Parks the sleeping goroutine, releasing h.mu on the scheduler after the switch. Once the
+// lock is released the timer may fire on another worker and the sleeper run on, so the
+// step must not read anything on the sleeper's stack: whether to wake a worker is chosen
+// here, by picking the function, and the argument is the heap itself (the run's, alive
+// until every worker has left).
+void park_on_heap(TimerHeap& h, bool first) GORO_RELEASE(h.mu) GORO_NO_TSA {
+  park(WaitReason::sleep, first ? &unlock_heap_and_wake : &unlock_heap, &h);
 }
 
 // The channel's on_last_user hook: its last user handle is gone, so nobody can receive what
@@ -138,19 +81,57 @@ void fire(TimerNode* t, std::int64_t now) noexcept {
   }
 }
 
-// Arms t (taking a heap reference if it had none) with the given period (written under the
-// heap lock: workers read it there) and wakes a worker if t is now first.
-// Returns whether t was armed before.
+// Takes t out of whatever heap holds it. Returns whether it was armed; the heap's reference
+// (owned nodes) passes to the caller then. Inside a ForeignScope (the caller's), so a run's
+// heap cannot be freed under us.
+bool unarm(TimerNode* t) noexcept {
+  for (;;) {
+    TimerHeap* h = t->home.load(std::memory_order_acquire);
+    if (h == nullptr) return false;
+    LockGuard guard(h->mu);
+    if (h->remove(t)) return true;
+    // Moved between our read and the lock (adopted by a starting run, or fired): look again.
+  }
+}
+
+// Arms t to fire at `when` (then every `period` if > 0) in the active run's heap, or in the
+// pending heap when no run is active. Re-arming within one heap is one step under its lock,
+// so a concurrent stop sees the timer armed throughout. The heap's reference (owned nodes)
+// is taken before t enters a heap: the caller holds one too, but a worker may fire t and
+// drop the heap's the moment the lock is released. Wakes a worker if t became the earliest
+// timer. Returns whether t was armed before.
 bool arm(TimerNode* t, std::int64_t when, std::int64_t period) {
-  bool first;
-  bool was_armed;
-  {
-    TimerHeap& h = timers();
-    LockGuard guard(h.mu);
-    was_armed = h.remove(t);
-    t->period = period;
-    if (!was_armed && t->owned) t->refs.fetch_add(1, std::memory_order_relaxed);
-    first = h.add(t, when);
+  ForeignScope foreign;  // a foreign thread may be racing the end of run
+  bool was_armed = false;
+  bool heap_ref = false;  // we hold the reference the heap will own
+  bool first = false;
+  for (;;) {
+    Runtime* rt = current_runtime();
+    TimerHeap& target = rt ? rt->timers : pending_timers();
+    TimerHeap* home = t->home.load(std::memory_order_acquire);
+    if (home != nullptr && home != &target) {  // still in the pending heap as a run starts
+      LockGuard guard(home->mu);
+      if (home->remove(t)) was_armed = heap_ref = true;
+      continue;
+    }
+    LockGuard guard(target.mu);
+    // A run that starts adopts the pending heap under its lock after being published: seen
+    // from under that lock, either the run is visible (use its heap) or it adopts t later.
+    if (rt == nullptr && current_runtime() != nullptr) continue;
+    if (target.remove(t)) {
+      was_armed = heap_ref = true;
+    } else if (t->home.load(std::memory_order_acquire) != nullptr) {
+      continue;  // armed elsewhere meanwhile
+    }
+    if (!heap_ref && t->owned) {
+      t->refs.fetch_add(1, std::memory_order_relaxed);
+      heap_ref = true;
+    }
+    if (target.add(t, when, period, &first)) {
+      first = first && rt != nullptr;  // no worker to wake for the pending heap
+      break;
+    }
+    // Closed: the run is ending, and current_runtime() already reads nullptr.
   }
   if (first) wake_for_timer();
   return was_armed;
@@ -159,53 +140,54 @@ bool arm(TimerNode* t, std::int64_t when, std::int64_t period) {
 }  // namespace
 
 std::int64_t timers_next_when() noexcept {
-  return timers().next_when.load(std::memory_order_seq_cst);
+  Runtime* rt = current_runtime();
+  return rt ? rt->timers.next_when() : pending_timers().next_when();
 }
 
-std::size_t timers_armed() noexcept { return timers().armed.load(std::memory_order_seq_cst); }
+std::size_t timers_armed() noexcept {
+  Runtime* rt = current_runtime();
+  return rt ? rt->timers.armed() : pending_timers().armed();
+}
 
 void run_due_timers(std::int64_t now) noexcept {
-  TimerHeap& h = timers();
+  if (Runtime* rt = current_runtime()) run_due_timers(rt, now);
+}
+
+void run_due_timers(Runtime* rt, std::int64_t now) noexcept {
+  TimerHeap& h = rt->timers;
   for (;;) {
     TimerNode* due[32];
-    std::size_t n = 0;
+    std::size_t n;
     {
       LockGuard guard(h.mu);
-      while (n < 32 && !h.heap.empty() && h.heap[0]->when <= now) {
-        TimerNode* t = h.heap[0];
-        if (t->period > 0) {
-          // A ticker stays in the heap; skip the ticks that are already late.
-          t->when += t->period * (1 + (now - t->when) / t->period);
-          h.sift_down(0);
-          t->refs.fetch_add(1, std::memory_order_relaxed);
-        } else {
-          h.remove(t);  // the heap's reference passes to us
-        }
-        due[n++] = t;
-      }
-      h.publish();
+      n = h.take_due(now, due, 32);
     }
     for (std::size_t i = 0; i < n; ++i) {
       TimerNode* t = due[i];
       bool owned = t->owned;
       fire(t, now);
-      if (owned) release(t);
+      if (owned) release(t);  // the heap's (one-shot) or the one take_due gave us (ticker)
     }
     if (n < 32) return;
   }
 }
 
-void clear_timers() noexcept {
+void adopt_pending_timers(Runtime* rt) noexcept {
+  TimerHeap& pending = pending_timers();
+  LockGuard outer(pending.mu);
+  LockGuard inner(rt->timers.mu);
+  rt->timers.adopt(pending);
+}
+
+void clear_timers(Runtime* rt) noexcept {
   std::vector<TimerNode*> owned;
   {
-    TimerHeap& h = timers();
+    TimerHeap& h = rt->timers;
     LockGuard guard(h.mu);
-    for (TimerNode* t : h.heap) {
-      t->heap_index = -1;
+    h.close();
+    h.drain([&owned](TimerNode* t) {
       if (t->owned) owned.push_back(t);
-    }
-    h.heap.clear();
-    h.publish();
+    });
   }
   for (TimerNode* t : owned) {
     // A function timer may hold what holds it (a Context's deadline timer holds the
@@ -236,7 +218,6 @@ TimerNode* timer_new(const Chan<Clock::time_point>& ch, Clock::duration first,
   core->on_last_user_arg = t;
   core->on_last_user = &timer_chan_unused;
   const std::int64_t p = std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();
-  t->period = p;  // t is not shared yet
   if (first <= Clock::duration::zero()) {
     send_time(t, now_ns());
     if (p > 0) arm(t, deadline_after(period), p);
@@ -249,29 +230,16 @@ TimerNode* timer_new(const Chan<Clock::time_point>& ch, Clock::duration first,
 void timer_release(TimerNode* t) noexcept { release(t); }
 
 bool timer_stop(TimerNode* t) noexcept {
-  bool was_armed;
-  {
-    TimerHeap& h = timers();
-    LockGuard guard(h.mu);
-    was_armed = h.remove(t);
-  }
+  ForeignScope foreign;  // a foreign thread may be racing the end of run
+  const bool was_armed = unarm(t);
   if (was_armed && t->owned) release(t);  // the heap's reference
   return was_armed;
 }
 
 bool timer_reset(TimerNode* t, Clock::duration first, Clock::duration period) {
-  // t->period is read by whichever worker fires t, under the heap lock: only arm() (or the
-  // stop below, for a timer that is never re-armed) writes it, under that lock.
   const std::int64_t p = std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();
   if (first <= Clock::duration::zero() && p == 0) {
-    bool was_armed;
-    {
-      TimerHeap& h = timers();
-      LockGuard guard(h.mu);
-      was_armed = h.remove(t);
-      t->period = 0;
-    }
-    if (was_armed && t->owned) release(t);  // the heap's reference
+    const bool was_armed = timer_stop(t);
     send_time(t, now_ns());
     return was_armed;
   }
@@ -282,24 +250,20 @@ bool timer_reset(TimerNode* t, Clock::duration first, Clock::duration period) {
 
 namespace goro {
 
-// Parks holding the heap lock, which the scheduler releases (no static analysis across park).
-void sleep(Clock::duration d) GORO_NO_TSA {
+void sleep(Clock::duration d) {
   detail::require_goroutine("goro::sleep");
   if (d <= Clock::duration::zero()) return;
   detail::TimerNode node;
   node.owned = false;
   node.kind = detail::TimerNode::Kind::sleep;
   node.g = detail::current_g();
-  detail::TimerHeap& h = detail::timers();
+  // Inside a goroutine the run is active and its heap open (it closes after the workers
+  // are joined), so add() cannot refuse.
+  detail::TimerHeap& h = detail::current_p()->rt->timers;
   h.mu.lock();
-  const bool first = h.add(&node, detail::deadline_after(d));
-  // The unlock step runs on the scheduler context after the switch. Once it releases the
-  // heap lock the timer may fire on another worker and this goroutine run on, so the step
-  // must not read anything on this stack (node, locals) after the unlock: whether to wake
-  // a worker is chosen here, by picking the function, and the argument is the heap itself
-  // (never destroyed).
-  detail::park(detail::WaitReason::sleep,
-               first ? &detail::unlock_heap_and_wake : &detail::unlock_heap, &h);
+  bool first = false;
+  h.add(&node, detail::deadline_after(d), 0, &first);
+  detail::park_on_heap(h, first);
 }
 
 RecvChan<Clock::time_point> after(Clock::duration d) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -243,6 +244,58 @@ TEST(RegressTimer, UnreferencedAfterTimersAreCollected) {
         EXPECT_TRUE(held.recv().has_value());
       },
       kTwo);
+}
+
+// ---------------------------------------------------------------- timers outside run
+
+// The heap belongs to the run; a timer armed while no run is active waits in the pending
+// heap and fires in the next run (as it did when the heap was a process global).
+TEST(RegressTimer, TimerCreatedOutsideRunFiresInTheNextRun) {
+  goro::Timer timer(1ms);
+  goro::Ticker ticker(1ms);
+  auto timeout = goro::with_timeout(goro::Context::background(), 1ms);
+  const goro::Context ctx = timeout.first;  // clang 14: no capture of a structured binding
+  EXPECT_EQ(goro::detail::timers_armed(), 3u);  // outside run: the pending heap
+  goro::run(
+      [&] {
+        EXPECT_TRUE(timer.chan().recv().has_value());
+        EXPECT_TRUE(ticker.chan().recv().has_value());
+        EXPECT_TRUE(done_within(ctx, 10s));
+        ticker.stop();
+      },
+      kTwo);
+  EXPECT_EQ(goro::detail::timers_armed(), 0u);
+  timeout.second();
+}
+
+TEST(RegressTimer, TimersOutlivingTheirRunCanBeStoppedAndReset) {
+  std::optional<goro::Timer> timer;
+  std::optional<goro::Ticker> ticker;
+  goro::run(
+      [&] {
+        timer.emplace(1h);
+        ticker.emplace(1h);
+      },
+      kTwo);
+  // The end of run cleared them: nothing is armed, stop reports that.
+  EXPECT_FALSE(timer->stop());
+  EXPECT_EQ(goro::detail::timers_armed(), 0u);
+  // Re-armed outside run, from another thread: they wait for the next run.
+  std::thread([&] {
+    EXPECT_FALSE(timer->reset(1ms));
+    ticker->reset(1ms);
+  }).join();
+  EXPECT_EQ(goro::detail::timers_armed(), 2u);
+  EXPECT_TRUE(timer->reset(2ms));  // armed (pending): reset says so
+  goro::run(
+      [&] {
+        EXPECT_TRUE(timer->chan().recv().has_value());
+        EXPECT_TRUE(ticker->chan().recv().has_value());
+      },
+      kTwo);
+  ticker.reset();  // destroyed outside run: stops and frees
+  timer.reset();
+  EXPECT_EQ(goro::detail::timers_armed(), 0u);
 }
 
 }  // namespace

@@ -35,16 +35,17 @@ namespace goro::detail {
 // increasing address order (select). `none` is not checked.
 enum class LockRank : std::uint8_t {
   none,
-  channel,     // ChanCore::mu (select: several, in address order)
-  wait_table,  // a SemaBucket::mu of the sync objects' wait table (one at a time)
-  context,     // a Context's or an ErrGroup's state
-  poll_fds,    // the poller's table of caller-owned fds (wait_readable/wait_writable)
-  poll_desc,   // a PollDesc's deadlines and closing flag
-  procs,       // Runtime::ps_mu (sysmon adding a spare worker)
-  sched,       // Runtime::sched_mu (global run queue, idle list)
-  stack_pool,  // StackPool::mu_
-  timer_heap,  // the timer heap
-  leaf,        // takes no other lock while held (fatal state)
+  channel,        // ChanCore::mu (select: several, in address order)
+  wait_table,     // a SemaBucket::mu of the sync objects' wait table (one at a time)
+  context,        // a Context's or an ErrGroup's state
+  poll_fds,       // the poller's table of caller-owned fds (wait_readable/wait_writable)
+  poll_desc,      // a PollDesc's deadlines and closing flag
+  procs,          // Runtime::ps_mu (sysmon adding a spare worker)
+  sched,          // Runtime::sched_mu (global run queue, idle list)
+  stack_pool,     // StackPool::mu_
+  timer_pending,  // the heap of timers armed while no run is active
+  timer_heap,     // a run's timer heap (Runtime::timers)
+  leaf,           // takes no other lock while held (fatal state)
 };
 
 class GORO_CAPABILITY("mutex") Lock {
