@@ -172,7 +172,7 @@ void run_main(const RunOptions& opts, void (*main_fn)(void*), void* arg) {
   runq_put(p0, main_g, false);
 
   g_runtime.store(rt.get(), std::memory_order_release);
-  adopt_pending_timers(rt.get());  // armed while no run was active (timer.hpp)
+  adopt_pending_timers(rt.get());               // armed while no run was active (timer.hpp)
   sysmon_start(rt.get(), opts.handle_sigquit);  // first: main may raise SIGQUIT at once
   for (int i = 0; i < nprocs; ++i) rt->ps[i]->thread = std::thread(worker_main, rt->ps[i]);
   for (int i = 0; i < nprocs; ++i) rt->ps[i]->thread.join();

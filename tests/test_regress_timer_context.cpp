@@ -254,7 +254,7 @@ TEST(RegressTimer, TimerCreatedOutsideRunFiresInTheNextRun) {
   goro::Timer timer(1ms);
   goro::Ticker ticker(1ms);
   auto timeout = goro::with_timeout(goro::Context::background(), 1ms);
-  const goro::Context ctx = timeout.first;  // clang 14: no capture of a structured binding
+  const goro::Context ctx = timeout.first;      // clang 14: no capture of a structured binding
   EXPECT_EQ(goro::detail::timers_armed(), 3u);  // outside run: the pending heap
   goro::run(
       [&] {
