@@ -97,13 +97,10 @@ void wake_worker(P* q) {
 
 constexpr int kPollBatch = 64;
 
-// Makes goroutines whose I/O is ready runnable on p (p's own worker) and lets an idle worker
-// steal some when there are several.
+// Queues goroutines whose I/O is ready (netpoll marked them runnable) on p (p's own worker)
+// and lets an idle worker steal some when there are several.
 void inject_ready(P* p, G** gs, int n) {
-  for (int i = 0; i < n; ++i) {
-    gs[i]->status.store(GStatus::runnable, std::memory_order_relaxed);
-    runq_put(p, gs[i], false);
-  }
+  for (int i = 0; i < n; ++i) runq_put(p, gs[i], false);
   if (n > 1) wakep(p->rt);
 }
 
@@ -117,7 +114,6 @@ G* poll_ready(P* p) {
   int n = netpoll(0, batch, kPollBatch);
   if (n == 0) return nullptr;
   inject_ready(p, batch + 1, n - 1);
-  batch[0]->status.store(GStatus::runnable, std::memory_order_relaxed);
   return batch[0];
 }
 

@@ -458,11 +458,14 @@ int netpoll(std::int64_t delay_ns, G** out, int max) noexcept {
     PollDesc* pd = unpack(data, &seq);
     if ((pd->seq.load(std::memory_order_acquire) & 0xFFFF) != seq) continue;  // stale
     const std::uint32_t ev = events[i].events;
-    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
-      if (G* g = unblock(pd->rg, true)) out[found++] = g;
-    }
-    if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) {
-      if (G* g = unblock(pd->wg, true)) out[found++] = g;
+    G* readied[2] = {nullptr, nullptr};
+    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0)
+      readied[0] = unblock(pd->rg, true);
+    if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) readied[1] = unblock(pd->wg, true);
+    for (G* g : readied) {
+      if (g == nullptr) continue;
+      g->status.store(GStatus::runnable, std::memory_order_relaxed);  // the caller queues it
+      out[found++] = g;
     }
   }
   return found;

@@ -70,8 +70,8 @@ bool netpoll_active() noexcept;
 // Goroutines parked in poll_wait right now (any run); 0 means polling cannot find anything.
 std::int64_t netpoll_waiters() noexcept;
 // Collects up to max goroutines whose I/O is ready into out (it holds max; max >= 2), waiting at
-// most delay_ns (0 = do not block, < 0 = until an event or netpoll_break). The caller makes them
-// runnable.
+// most delay_ns (0 = do not block, < 0 = until an event or netpoll_break). It marks them
+// runnable; the caller queues them.
 int netpoll(std::int64_t delay_ns, G** out, int max) noexcept;
 // Interrupts a worker blocked in netpoll (coalesced: many calls, one eventfd write).
 void netpoll_break() noexcept;

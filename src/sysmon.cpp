@@ -161,7 +161,6 @@ void poll_into_global(Runtime* rt) {
   if (netpoll_waiters() == 0) return;
   G* batch[128];
   const int n = netpoll(0, batch, 128);
-  for (int i = 0; i < n; ++i) batch[i]->status.store(GStatus::runnable, std::memory_order_relaxed);
   if (n > 0) global_put_batch(rt, batch, static_cast<std::uint32_t>(n));
 }
 
